@@ -1,0 +1,31 @@
+"""The runtime's own exception types: each message says what went wrong and what to do."""
+
+
+class CifarRuntimeError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ModelError(CifarRuntimeError):
+    """The model file is missing, unreadable, not ONNX, or lacks the metadata the runtime needs."""
+
+
+class ImageError(CifarRuntimeError):
+    """An input could not be read or decoded as an image."""
+
+
+class UsageError(CifarRuntimeError, ValueError):
+    """An argument is out of range or of the wrong kind (device, providers, top_k, batch size, input type)."""
+
+
+class InstallError(CifarRuntimeError):
+    """onnxruntime is missing or broken in this environment (often two onnxruntime wheels at once)."""
+
+
+class CifarRuntimeWarning(UserWarning):
+    """Something works, but not as asked (CUDA fell back to CPU, two onnxruntime wheels installed)."""
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one short line: its first line of text, or its type's name when it has none."""
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__

@@ -1,0 +1,128 @@
+import csv
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import cifar_train.run as run_module
+import pytest
+import torch
+from cifar_train.checkpoint import load_checkpoint, model_from_checkpoint
+from cifar_train.cli import app
+from cifar_train.config import RECIPES
+from cifar_train.run import train
+from typer.testing import CliRunner
+
+
+def cnn_config(data: Path, out: Path, **changes):
+    return replace(RECIPES["cnn"], **{"data": str(data), "out": str(out), "val_size": 50, "device": "cpu", **changes})
+
+
+def test_cnn_run_writes_every_output(cifar_fixture, tmp_path):
+    result = train(cnn_config(cifar_fixture, tmp_path, epochs=2))
+    for name in ("best.pt", "last.pt", "history.csv", "metrics.json", "curves.png", "confusion.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    rows = list(csv.DictReader((tmp_path / "history.csv").read_text().splitlines()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert {"train_loss", "val_acc", "lr", "seconds", "data_seconds", "step_images_per_s"} <= rows[0].keys()
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["test_acc"] == result.metrics["test_acc"]
+    assert metrics["selected_on"] == "val" and metrics["data"] == {"source": str(cifar_fixture), "train": 150,
+                                                                    "val": 50, "test": 300}
+    assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 300
+    assert set(metrics["test"]["per_class"]["cat"]) == {"accuracy", "precision", "recall", "f1", "support"}
+    assert metrics["config"]["lr"] == 1e-3 and metrics["environment"]["torch"] == torch.__version__
+    best = load_checkpoint(tmp_path / "best.pt")  # weights_only=True inside
+    assert best["classes"][0] == "airplane" and best["input_size"] == [32, 32] and best["mean"] == [0.5] * 3
+    assert best["metrics"]["test_acc"] == metrics["test_acc"]
+    assert best["epoch"] == metrics["best_epoch"]
+    # The best checkpoint rebuilds into a model that reproduces the reported test accuracy.
+    model = model_from_checkpoint(best)
+    from cifar_train.data import build_datasets
+
+    data = build_datasets(cnn_config(cifar_fixture, tmp_path))
+    x = torch.stack([data.test[i][0] for i in range(len(data.test))])
+    with torch.no_grad():
+        acc = (model(x).argmax(1) == data.test.labels).float().mean().item()
+    assert acc == pytest.approx(metrics["test_acc"], abs=1e-6)
+
+
+def test_val_size_zero_selects_on_test_and_says_so(cifar_fixture, tmp_path):
+    metrics = train(cnn_config(cifar_fixture, tmp_path, epochs=1, val_size=0)).metrics
+    assert metrics["selected_on"] == "test" and metrics["val_acc"] is None
+    assert "optimistic" in metrics["selection_note"]
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_after_a_crash_reaches_the_same_weights(cifar_fixture, tmp_path, monkeypatch):
+    cfg = dict(epochs=3, step_size=1, gamma=0.5)  # a decaying lr also checks the scheduler's state
+    unbroken = train(cnn_config(cifar_fixture, tmp_path / "a", **cfg)).model.state_dict()
+
+    real_save = run_module.save_checkpoint
+
+    def save_then_crash(path, ckpt):
+        real_save(path, ckpt)
+        if path.name == "last.pt" and ckpt["epoch"] == 1:
+            raise Crash  # the process dies right after epoch 1 is on disk
+
+    monkeypatch.setattr(run_module, "save_checkpoint", save_then_crash)
+    with pytest.raises(Crash):
+        train(cnn_config(cifar_fixture, tmp_path / "b", **cfg))
+    monkeypatch.setattr(run_module, "save_checkpoint", real_save)
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 1
+    resumed = train(cnn_config(cifar_fixture, tmp_path / "b", **cfg), resume=True).model.state_dict()
+
+    assert unbroken.keys() == resumed.keys()
+    for k in unbroken:
+        assert torch.equal(unbroken[k], resumed[k]), k
+    history = list(csv.DictReader((tmp_path / "b" / "history.csv").read_text().splitlines()))
+    assert [r["epoch"] for r in history] == ["1", "2", "3"]
+
+
+def test_resume_with_other_recipe_flags_is_refused(cifar_fixture, tmp_path):
+    train(cnn_config(cifar_fixture, tmp_path, epochs=1))
+    runner = CliRunner()
+    r = runner.invoke(app, ["cnn", "--data", str(cifar_fixture), "--out", str(tmp_path), "--val-size", "50",
+                            "--lr", "0.01", "--resume", "--device", "cpu"])
+    assert r.exit_code == 2 and "lr=0.001" in r.output
+
+
+def test_resnet18_pipeline_runs_at_224_and_trains_only_layer4_and_fc(tiny_data, tmp_path):
+    cfg = replace(RECIPES["resnet18"], data=str(tiny_data), out=str(tmp_path), val_size=10, epochs=1,
+                  pretrained=False, batch_size=16, device="cpu")
+    torch.manual_seed(0)
+    before = run_module.build_model(cfg, 10).state_dict()
+    result = train(cfg)
+    after = result.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(("layer4.", "fc.")) for k in changed
+                           if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["input_size"] == [224, 224] and best["mean"] == [0.485, 0.456, 0.406]
+    assert result.metrics["config"]["lr"] == 1e-4
+
+
+def test_cli_bad_data_is_one_line_and_exit_2(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "cifar_train", "cnn", "--data", str(tmp_path / "nope"), "--out",
+                        str(tmp_path / "out")], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("error: no data at") and len(r.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in r.stderr
+
+
+def test_cli_resnet18_without_imagenet_weights_explains(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    r = CliRunner().invoke(app, ["resnet18", "--data", str(tiny_data), "--out", str(tmp_path / "o"),
+                                 "--val-size", "10", "--device", "cpu"])
+    assert r.exit_code == 2 and "ImageNet weights for ResNet18 are not in the torch cache" in r.output
+
+
+def test_cli_help_lists_seed_defaults():
+    r = CliRunner().invoke(app, ["cnn", "--help"])
+    assert r.exit_code == 0
+    for flag in ("--epochs", "--batch-size", "--lr", "--val-size", "--resume", "--deterministic", "--device"):
+        assert flag in r.output

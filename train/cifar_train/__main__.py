@@ -1,0 +1,3 @@
+from cifar_train.cli import app
+
+app(prog_name="cifar-train")

@@ -1,0 +1,75 @@
+"""The one save and one load for checkpoints. Content is weights_only-safe: tensors, numbers, strings, lists.
+
+A checkpoint is a dict:
+  model, optimizer, scheduler, scaler   state dicts
+  epoch                                 epochs completed
+  rng                                   {"torch": ByteTensor, "cuda": [ByteTensor...]}
+  config                                asdict(TrainConfig): how it was made
+  arch, classes, mean, std, input_size  what any script needs to rebuild and feed the model
+  metrics                               val/test figures of this epoch's model
+  history                               per-epoch rows so far
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cifar_train.errors import UserError
+from cifar_train.models import create_model
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call write(tmp_path), then rename tmp over path: readers see the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
+    atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint written by save_checkpoint, refusing pickled code (weights_only=True)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises a zoo of types for truncated / foreign files
+        raise UserError(f"cannot read checkpoint {path} ({type(e).__name__}): is it a cifar-train .pt file?") from e
+    missing = [k for k in ("model", "arch", "classes", "mean", "std", "input_size") if k not in ckpt]
+    if not isinstance(ckpt, dict) or missing:
+        raise UserError(f"{path} is not a cifar-train checkpoint (missing {', '.join(missing) or 'everything'})")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
+    """Rebuild the checkpoint's architecture, load its weights, and return it in eval mode on the CPU."""
+    try:
+        model = create_model(ckpt["arch"], num_classes=len(ckpt["classes"]))
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, RuntimeError) as e:
+        raise UserError(f"checkpoint weights do not fit architecture {ckpt['arch']!r}: {e}") from e
+    return model.eval()
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

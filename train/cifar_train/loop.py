@@ -1,0 +1,134 @@
+"""One training epoch and one evaluation pass, shared by CPU, CUDA and torchrun runs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from cifar_train.distributed import Dist, all_reduce_sum
+from cifar_train.metrics import accuracy, confusion_matrix
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    loss: float
+    acc: float
+    seconds: float  # wall time of the epoch, data pipeline included
+    data_seconds: float  # time spent waiting for the next batch
+    images: int  # images this process trained on
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds
+
+    @property
+    def step_images_per_s(self) -> float:
+        """Model-only throughput: forward + backward + optimizer step, data waits excluded."""
+        return self.images / max(self.seconds - self.data_seconds, 1e-9)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float
+    confusion: torch.Tensor  # (C, C) counts over all ranks
+
+    @property
+    def acc(self) -> float:
+        return accuracy(self.confusion)
+
+
+def _progress(description: str, enabled: bool) -> Progress:
+    """A transient bar on stderr; off on non-main ranks and when stderr is not a terminal (logs, nohup)."""
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(), console=console, transient=True, disable=not (enabled and console.is_terminal),
+    )
+
+
+def autocast(device: torch.device, amp: bool) -> torch.autocast:
+    """float16 autocast on CUDA when amp is on; a disabled context elsewhere (CPU trains in fp32)."""
+    return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda")
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+    amp: bool,
+    channels_last: bool,
+    d: Dist,
+    description: str = "train",
+) -> EpochStats:
+    model.train()
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, images; no per-step sync
+    data_seconds = 0.0
+    start = time.perf_counter()
+    with _progress(description, d.is_main) as bar:
+        task = bar.add_task("", total=len(loader), info="")
+        tick = time.perf_counter()
+        for x, y in loader:  # x: (B, 3, H, W) float32 normalised, y: (B,)
+            data_seconds += time.perf_counter() - tick
+            x = x.to(device, non_blocking=True, memory_format=memory_format)
+            y = y.to(device, non_blocking=True)
+            with autocast(device, amp):
+                logits = model(x)
+                loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            totals[0] += loss.detach() * len(y)
+            totals[1] += (logits.argmax(1) == y).sum()
+            totals[2] += len(y)
+            if bar.tasks[task].completed % 20 == 0:  # reading the loss syncs the GPU: not every step
+                bar.update(task, info=f"loss {float(totals[0] / totals[2]):.3f}")
+            bar.update(task, advance=1)
+            tick = time.perf_counter()
+    seconds = time.perf_counter() - start
+    totals = totals.cpu()
+    images = int(totals[2])
+    all_reduce_sum(totals, d)
+    return EpochStats(float(totals[0] / totals[2]), float(totals[1] / totals[2]), seconds, data_seconds, images)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    num_classes: int,
+    batch_size: int,
+    device: torch.device,
+    amp: bool,
+    d: Dist,
+    workers: int = 0,
+    description: str = "eval",
+) -> Evaluation:
+    """Loss and confusion matrix over the whole dataset; under torchrun each rank takes every world_size-th image."""
+    model.eval()
+    shard = Subset(dataset, range(d.rank, len(dataset), d.world_size))  # exact cover, no padding duplicates
+    loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=workers)
+    loss_sum = torch.zeros(1, dtype=torch.float64)
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    with _progress(description, d.is_main) as bar:
+        task = bar.add_task("", total=len(loader), info="")
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with autocast(device, amp):
+                logits = model(x)
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
+            confusion += confusion_matrix(logits.argmax(1).cpu(), y.cpu(), num_classes)
+            bar.update(task, advance=1)
+    all_reduce_sum(loss_sum, d)
+    all_reduce_sum(confusion, d)
+    return Evaluation(float(loss_sum / confusion.sum().clamp(min=1)), confusion)

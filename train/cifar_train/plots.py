@@ -1,0 +1,69 @@
+"""Pictures of a run: learning curves and the test confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on training machines
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from cifar_train.checkpoint import atomic_write  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight"))
+    plt.close(fig)
+
+
+def plot_curves(history: list[dict], path: Path, title: str, best_epoch: int | None) -> None:
+    """Loss, accuracy and learning rate per epoch, train vs val, with the selected epoch marked."""
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), gridspec_kw={"width_ratios": [1, 1, 0.6]})
+    for ax, key, label in ((axes[0], "loss", "Cross-entropy loss"), (axes[1], "acc", "Accuracy (%)")):
+        scale = 100 if key == "acc" else 1
+        ax.plot(epochs, [h[f"train_{key}"] * scale for h in history], "o-", ms=3, label="train", color="#1f77b4")
+        val = [h[f"val_{key}"] for h in history]
+        if any(v == v for v in val):  # not all NaN: there is a validation split
+            ax.plot(epochs, [v * scale for v in val], "o-", ms=3, label="validation", color="#d62728")
+        ax.set_title(label)
+    if best_epoch is not None:
+        best = next(h for h in history if h["epoch"] == best_epoch)
+        for ax in axes[:2]:
+            ax.axvline(best_epoch, color="0.5", ls="--", lw=1, label=f"selected: epoch {best_epoch}")
+        axes[1].annotate(f"{best['val_acc']:.2%}", (best_epoch, best["val_acc"] * 100), textcoords="offset points",
+                         xytext=(-8, 8), ha="right", color="#d62728")
+    axes[2].step(epochs, [h["lr"] for h in history], where="post", color="0.3")
+    axes[2].set_yscale("log")
+    axes[2].set_title("Learning rate")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    for ax in axes[:2]:
+        ax.legend(frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path, title: str) -> None:
+    """Row-normalised confusion matrix (recall per class on the diagonal) with counts in each cell."""
+    cm = np.asarray(confusion, dtype=float)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for t in range(len(classes)):
+        for p in range(len(classes)):
+            color = "white" if norm[t, p] > 0.5 else "black"
+            ax.text(p, t, f"{int(cm[t, p])}", ha="center", va="center", fontsize=8, color=color)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
+    ax.set_title(title)
+    _save(fig, path)
