@@ -20,7 +20,8 @@ def test_cnn_layer_shapes_match_the_seed_table():
     assert dict(shapes)["Flatten"] == (4096,)
     assert linears == [(512,), (10,)]
     assert sum(1 for name, _ in shapes if name == "BatchNorm2d") == 5
-    assert all(m.kernel_size == (3, 3) and m.padding == (1, 1) for m in model.features if isinstance(m, torch.nn.Conv2d))
+    conv_layers = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    assert all(m.kernel_size == (3, 3) and m.padding == (1, 1) for m in conv_layers)
     assert [m.p for m in model.classifier if isinstance(m, torch.nn.Dropout)] == [0.5]
 
 
