@@ -1,0 +1,169 @@
+"""`Classifier`: load a self-describing ONNX model once, then classify paths, PIL images or arrays.
+
+One instance is safe to share across threads: after __init__ it holds only read-only state, and
+ONNX Runtime's `InferenceSession.run` is thread-safe (its run-time provider fallback is switched off).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import overload
+
+import numpy as np
+
+from cifar_runtime.errors import ImageError, ModelError, UsageError, one_line
+from cifar_runtime.locate import resolve_model
+from cifar_runtime.metadata import ModelInfo
+from cifar_runtime.preprocess import ImageLike, check_supported, prepare, prepare_file
+from cifar_runtime.session import open_session, ort_errors
+
+Input = str | os.PathLike[str] | ImageLike
+_INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+@dataclass(frozen=True)
+class Score:
+    """One class and its probability."""
+
+    label: str
+    confidence: float  # softmax probability in [0, 1]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The best class of one image and the top-k classes, best first (top_k[0] is the best class)."""
+
+    label: str
+    index: int  # into Classifier.classes
+    confidence: float  # softmax probability in [0, 1]
+    top_k: tuple[Score, ...]
+
+
+class Classifier:
+    """A CIFAR classifier on ONNX Runtime; `model=None` means $CIFAR_MODEL or the bundled model."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        device: str = "auto",
+        providers: Sequence[str] | None = None,
+    ) -> None:
+        self.model_path: Path = resolve_model(model)
+        self._session = open_session(self.model_path, device, providers)
+        source = str(self.model_path)
+        self.info: ModelInfo = ModelInfo.from_props(self._session.get_modelmeta().custom_metadata_map, source)
+        check_supported(self.info, source)
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1:
+            raise ModelError(f"{source} has {len(inputs)} inputs; expected one image batch: re-export it")
+        shape = inputs[0].shape  # e.g. ["N", 3, 32, 32]; a str or None marks a dynamic axis
+        if (
+            len(shape) != 4
+            or shape[1] != 3
+            or any(isinstance(d, int) and d != want for d, want in zip(shape[2:], self.info.input_size, strict=True))
+        ):
+            raise ModelError(
+                f"{source} takes input {shape}, which does not match its metadata "
+                f"(N, 3, {self.info.input_size[0]}, {self.info.input_size[1]}): re-export it"
+            )
+        if inputs[0].type not in _INPUT_DTYPES:
+            raise ModelError(f"{source} takes {inputs[0].type}; expected float32 or float16 images")
+        self._input_name: str = inputs[0].name
+        self._output_name: str = outputs[0].name
+        self._input_dtype = _INPUT_DTYPES[inputs[0].type]
+        # A static batch axis (an export without dynamic_axes) is served by splitting and zero-padding.
+        self._static_batch: int | None = shape[0] if isinstance(shape[0], int) else None
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names in logit order."""
+        return self.info.classes
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(H, W) every image is resized to."""
+        return self.info.input_size
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session actually runs on, best first."""
+        return list(self._session.get_providers())
+
+    @overload
+    def predict(self, x: Input, top_k: int = 1, batch_size: int = 64) -> Prediction: ...
+    @overload
+    def predict(self, x: list[Input], top_k: int = 1, batch_size: int = 64) -> list[Prediction]: ...
+
+    def predict(self, x: Input | list[Input], top_k: int = 1, batch_size: int = 64) -> Prediction | list[Prediction]:
+        """Classify one image (path, PIL image, uint8 HWC array) or a list of them, run in batches."""
+        if not isinstance(x, list | tuple):
+            return self.predict([x], top_k, batch_size)[0]
+        self.check_top_k(top_k)
+        if batch_size < 1:
+            raise UsageError(f"batch_size must be at least 1, got {batch_size}")
+        predictions: list[Prediction] = []
+        for start in range(0, len(x), batch_size):
+            batch = np.stack([self._prepare(item) for item in x[start : start + batch_size]])
+            predictions += self.predict_batch(batch, top_k)
+        return predictions
+
+    def predict_batch(self, batch: np.ndarray, top_k: int = 1) -> list[Prediction]:
+        """Classify an already preprocessed float32 (N, 3, H, W) batch."""
+        self.check_top_k(top_k)
+        return to_predictions(self.logits(batch), self.classes, top_k)
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Raw model output (N, num_classes) float32 for a preprocessed (N, 3, H, W) batch."""
+        if self._static_batch is None or len(batch) == self._static_batch:
+            return self._run(batch)
+        size, n = self._static_batch, len(batch)
+        chunks = []
+        for start in range(0, n, size):
+            chunk = batch[start : start + size]
+            padding = np.zeros((size - len(chunk), *batch.shape[1:]), batch.dtype)
+            chunks.append(self._run(np.concatenate([chunk, padding]))[: len(chunk)])
+        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.classes)), np.float32)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        if len(batch) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        feed = {self._input_name: batch.astype(self._input_dtype, copy=False)}
+        try:
+            (out,) = self._session.run([self._output_name], feed)
+        except ort_errors() as e:
+            raise ModelError(f"{self.model_path} failed on a batch {batch.shape}: {one_line(e)}") from e
+        if out.shape != (len(batch), len(self.classes)):
+            raise ModelError(
+                f"{self.model_path} returned shape {out.shape}, expected ({len(batch)}, {len(self.classes)}) "
+                "logits for its classes: re-export it"
+            )
+        return out.astype(np.float32, copy=False)
+
+    def _prepare(self, item: Input) -> np.ndarray:
+        if not isinstance(item, str | os.PathLike):
+            return prepare(item, self.info)
+        try:
+            return prepare_file(item, self.info)
+        except ImageError as e:
+            raise ImageError(f"{os.fspath(item)}: {e}") from e  # in a list of paths, say which one
+
+    def check_top_k(self, top_k: int) -> None:
+        """UsageError unless 1 <= top_k <= number of classes."""
+        if not 1 <= top_k <= len(self.classes):
+            raise UsageError(f"top_k must be between 1 and {len(self.classes)} for this model, got {top_k}")
+
+
+def to_predictions(logits: np.ndarray, classes: Sequence[str], top_k: int = 1) -> list[Prediction]:
+    """Softmax over (N, C) logits -> one Prediction per row; ties go to the lower class index."""
+    z = logits.astype(np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    probs = z / z.sum(axis=1, keepdims=True)  # (N, C)
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]  # (N, top_k)
+    predictions = []
+    for row, best in zip(probs, order, strict=True):
+        scores = tuple(Score(classes[i], float(row[i])) for i in best)
+        predictions.append(Prediction(scores[0].label, int(best[0]), scores[0].confidence, scores))
+    return predictions

@@ -1,0 +1,170 @@
+"""Write Results as a table, json, jsonl or csv, one row per input, each flushed as soon as it is done;
+and read an earlier jsonl/csv output back for --resume.
+
+jsonl/csv rows are exactly {"path", "label", "index", "confidence", "top_k": [{"label", "confidence"}...]}
+for a classified file and {"path", "error"} for one that could not be read (csv: one header for both,
+the unused cells empty, top_k as a JSON list).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import TextIO
+
+from cifar_runtime.errors import UsageError
+from cifar_runtime.pipeline import Result
+
+FORMATS = ("table", "json", "jsonl", "csv")
+RESUMABLE = ("jsonl", "csv")
+CSV_COLUMNS = ("path", "label", "index", "confidence", "top_k", "error")
+DIGITS = 6  # confidences are rounded to this many decimals
+_TAIL = 1 << 20  # bytes read back to find a half-written last row; far longer than any row
+
+
+def display_path(path: str) -> str:
+    """A path as output shows it: non-UTF-8 bytes in a file name appear as \\xNN, so output is UTF-8."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def to_row(result: Result) -> dict[str, object]:
+    """The jsonl/csv row of one Result."""
+    path = display_path(result.path)
+    if result.prediction is None:
+        return {"path": path, "error": result.error}
+    p = result.prediction
+    return {
+        "path": path,
+        "label": p.label,
+        "index": p.index,
+        "confidence": round(p.confidence, DIGITS),
+        "top_k": [{"label": s.label, "confidence": round(s.confidence, DIGITS)} for s in p.top_k],
+    }
+
+
+class Writer:
+    """Streams rows to a text stream; subclasses render one format."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def begin(self) -> None:
+        """Write whatever precedes the first row."""
+
+    def write(self, result: Result) -> None:
+        """Write one row and flush it."""
+        self._emit(json.dumps(to_row(result), ensure_ascii=False) + "\n")  # jsonl
+
+    def end(self) -> None:
+        """Write whatever follows the last row."""
+
+    def _emit(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()  # a crash at file 9,000 of 10,000 keeps the first 8,999 rows
+
+
+class CsvWriter(Writer):
+    def __init__(self, stream: TextIO, header: bool) -> None:
+        super().__init__(stream)
+        self.header = header
+        self.csv = csv.writer(stream, lineterminator="\n")
+
+    def begin(self) -> None:
+        if self.header:
+            self.csv.writerow(CSV_COLUMNS)
+            self.stream.flush()
+
+    def write(self, result: Result) -> None:
+        row = to_row(result)
+        if "top_k" in row:
+            row["top_k"] = json.dumps(row["top_k"], ensure_ascii=False)
+        self.csv.writerow([row.get(column, "") for column in CSV_COLUMNS])
+        self.stream.flush()
+
+
+class JsonWriter(Writer):
+    """One JSON array; it is valid only once the run ends (use jsonl to stream into other tools)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.rows = 0
+
+    def begin(self) -> None:
+        self._emit("[")
+
+    def write(self, result: Result) -> None:
+        self._emit(("," if self.rows else "") + "\n  " + json.dumps(to_row(result), ensure_ascii=False))
+        self.rows += 1
+
+    def end(self) -> None:
+        self._emit("\n]\n" if self.rows else "]\n")
+
+
+class TableWriter(Writer):
+    """Aligned columns for people: label, confidence, path last (so long paths never break alignment)."""
+
+    def __init__(self, stream: TextIO, label_width: int) -> None:
+        super().__init__(stream)
+        self.width = max(label_width, len("label"), len("error"))
+
+    def begin(self) -> None:
+        self._emit(f"{'label':<{self.width}}  {'conf':>6}  path\n")
+
+    def write(self, result: Result) -> None:
+        path = display_path(result.path)
+        p = result.prediction
+        if p is None:
+            self._emit(f"{'error':<{self.width}}  {'-':>6}  {path}  ({result.error})\n")
+            return
+        others = ", ".join(f"{s.label} {s.confidence:.1%}" for s in p.top_k[1:])
+        suffix = f"  ({others})" if others else ""
+        self._emit(f"{p.label:<{self.width}}  {p.confidence:>6.1%}  {path}{suffix}\n")
+
+
+def make_writer(fmt: str, stream: TextIO, label_width: int, header: bool = True) -> Writer:
+    """The writer for --format `fmt`; `header=False` when appending to an earlier csv."""
+    if fmt == "jsonl":
+        return Writer(stream)
+    if fmt == "csv":
+        return CsvWriter(stream, header)
+    if fmt == "json":
+        return JsonWriter(stream)
+    if fmt == "table":
+        return TableWriter(stream, label_width)
+    raise UsageError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+
+
+def done_paths(path: Path, fmt: str) -> set[str]:
+    """Paths (as displayed) already in an earlier jsonl/csv output; drops a half-written last row first."""
+    if fmt not in RESUMABLE:
+        raise UsageError(f"--resume needs --format {' or '.join(RESUMABLE)}, not {fmt}")
+    if not path.exists():
+        return set()
+    _drop_partial_last_line(path)
+    with path.open(encoding="utf-8", newline="") as f:
+        if fmt == "csv":
+            reader = csv.DictReader(f)
+            if reader.fieldnames is not None and tuple(reader.fieldnames) != CSV_COLUMNS:
+                raise UsageError(f"cannot resume: {path} is not a cifar-infer csv ({reader.fieldnames})")
+            return {row["path"] for row in reader}
+        done = set()
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                done.add(json.loads(line)["path"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise UsageError(f"cannot resume: line {number} of {path} is not a cifar-infer row") from e
+        return done
+
+
+def _drop_partial_last_line(path: Path) -> None:
+    """Cut what an interrupted run left after the last newline; only the file's tail is read."""
+    with path.open("r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        start = f.seek(max(0, size - _TAIL))
+        tail = f.read()
+        if tail and not tail.endswith(b"\n"):
+            f.truncate(start + tail.rfind(b"\n") + 1)  # rfind -1: the tail is one partial row

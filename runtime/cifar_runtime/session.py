@@ -1,0 +1,157 @@
+"""Open an ONNX Runtime session on the device asked for, and say so - once, in one line - when it cannot.
+
+`auto` takes CUDA only when the CUDA execution provider really loads and is quiet otherwise; `cuda` or an
+explicit `providers=` list falls back to CPU with one CifarRuntimeWarning that names the reason.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib
+import sys
+import warnings
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from cifar_runtime.errors import CifarRuntimeWarning, InstallError, ModelError, UsageError, one_line
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+DEVICES = ("auto", "cpu", "cuda")
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+# Wheels that all install the same `onnxruntime` module: with two of them the last one installed wins,
+# file by file, and the result is a module that may import yet lack or break its providers.
+ORT_WHEELS = (
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnxruntime-directml",
+    "onnxruntime-openvino",
+    "onnxruntime-qnn",
+)
+_REPAIR = "pip uninstall -y {wheels} && pip install onnxruntime (CPU) or onnxruntime-gpu (CUDA)"
+
+
+def installed_ort_wheels() -> list[str]:
+    """The onnxruntime wheels installed in this environment (by distribution name)."""
+    found = []
+    for name in ORT_WHEELS:
+        try:
+            metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        found.append(name)
+    return found
+
+
+def install_conflict() -> str | None:
+    """A one-line hint when more than one onnxruntime wheel is installed, else None."""
+    wheels = installed_ort_wheels()
+    if len(wheels) < 2:
+        return None
+    return (
+        f"{' and '.join(wheels)} are both installed and overwrite each other's files; "
+        f"keep one: {_REPAIR.format(wheels=' '.join(wheels))}"
+    )
+
+
+def onnxruntime() -> ModuleType:
+    """The onnxruntime module, or an InstallError saying how to repair the environment."""
+    try:
+        import onnxruntime as ort_module
+    except ImportError as e:
+        hint = install_conflict() or "pip install --force-reinstall onnxruntime (or onnxruntime-gpu)"
+        raise InstallError(f"cannot import onnxruntime ({e}): {hint}") from e
+    return ort_module
+
+
+@functools.cache
+def ort_errors() -> tuple[type[BaseException], ...]:
+    """What ONNX Runtime raises: its C++ errors derive from Exception only, so they are listed here."""
+    onnxruntime()
+    state = importlib.import_module("onnxruntime.capi.onnxruntime_pybind11_state")
+    native = tuple(v for v in vars(state).values() if isinstance(v, type) and issubclass(v, Exception))
+    return (RuntimeError, ValueError, *native)
+
+
+def requested_providers(device: str, providers: Sequence[str] | None) -> list[str]:
+    """The providers to try, best first: an explicit list wins over `device`."""
+    if providers is not None:
+        if isinstance(providers, str) or not providers or not all(isinstance(p, str) for p in providers):
+            raise UsageError(f"providers must be a non-empty list of provider names, got {providers!r}")
+        return list(dict.fromkeys(providers))
+    if device not in DEVICES:
+        raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    return [CPU] if device == "cpu" else [CUDA, CPU]
+
+
+def open_session(path: Path, device: str = "auto", providers: Sequence[str] | None = None) -> ort.InferenceSession:
+    """An InferenceSession for the model file at `path`; ModelError (one line) when it cannot be loaded."""
+    wanted = requested_providers(device, providers)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    rt = onnxruntime()
+    conflict = install_conflict()
+    if conflict:
+        warnings.warn(conflict, CifarRuntimeWarning, stacklevel=3)
+    loud = device != "auto" or providers is not None  # `auto` may fall back to CPU quietly
+    available = rt.get_available_providers()
+    reasons = {p: _not_built_reason(p) for p in wanted if p not in available}
+    usable = [p for p in wanted if p in available] or [CPU]
+    try:
+        session = _create(rt, path, usable)
+    except ort_errors() as e:
+        if usable == [CPU]:
+            raise ModelError(f"cannot load model {path}: {one_line(e)}") from e
+        # An accelerator failed while building the session; if CPU loads the file, the model is fine.
+        try:
+            session = _create(rt, path, [CPU])
+        except ort_errors() as cpu_error:
+            raise ModelError(f"cannot load model {path}: {one_line(cpu_error)}") from cpu_error
+        reasons.update({p: f"ONNX Runtime: {one_line(e)}" for p in usable if p != CPU})
+    active = session.get_providers()
+    reasons.update({p: _load_failure_reason(rt, p) for p in usable if p not in active and p not in reasons})
+    if loud and reasons:
+        unused = "; ".join(f"{p} not used ({why})" for p, why in reasons.items() if p != CPU)
+        # stacklevel 3: point at the caller of Classifier(...), the line a user can change
+        warnings.warn(f"{unused}; running on {', '.join(active)}", CifarRuntimeWarning, stacklevel=3)
+    return session
+
+
+def quiet_ort_logs() -> None:
+    """Keep ONNX Runtime's own warnings off stderr (process-wide): the CLI prints its own one-line ones."""
+    onnxruntime().set_default_logger_severity(3)  # 3 = ERROR
+
+
+def _create(rt: ModuleType, path: Path, providers: list[str]) -> ort.InferenceSession:
+    options = rt.SessionOptions()
+    options.log_severity_level = 3  # session warnings (e.g. nodes placed on CPU) would repeat ours
+    # enable_fallback=0: ORT's own fallback prints to stdout (mixing into our output) and, at run time,
+    # swaps providers on a shared session; we fall back here instead, once, before any run.
+    session = rt.InferenceSession(str(path), sess_options=options, providers=providers, enable_fallback=0)
+    session.disable_fallback()
+    return session
+
+
+def _not_built_reason(provider: str) -> str:
+    if provider == CUDA:
+        return "this onnxruntime build has no CUDA; for GPUs: pip uninstall onnxruntime, pip install onnxruntime-gpu"
+    return "not built into this onnxruntime"
+
+
+def _load_failure_reason(rt: ModuleType, provider: str) -> str:
+    """Why ORT skipped a built-in provider: for CUDA, the loader's own error for its shared library."""
+    if provider != CUDA:
+        return "ONNX Runtime did not activate it"
+    name = "onnxruntime_providers_cuda.dll" if sys.platform == "win32" else "libonnxruntime_providers_cuda.so"
+    library = Path(rt.__file__).parent / "capi" / name
+    try:
+        ctypes.CDLL(str(library))
+    except OSError as e:  # e.g. "libcudnn.so.9: cannot open shared object file: No such file or directory"
+        return one_line(e)
+    return "its library loads, but ONNX Runtime could not create it: is there a CUDA device and driver?"

@@ -1,0 +1,77 @@
+"""Files the runtime tests share: paths of the tiny ONNX models and generators of awkward image files.
+
+A plain module (not conftest) so tests can import it by a name no other test folder uses.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
+TINY = MODELS / "tiny_cnn.onnx"  # dynamic batch, CIFAR-10 metadata, mean = std = 0.5
+TINY_BATCH3 = MODELS / "tiny_cnn_batch3.onnx"  # same weights, static batch of 3
+TINY_NOMETA = MODELS / "tiny_cnn_nometa.onnx"  # same graph, no metadata_props
+WEIGHTS = MODELS / "tiny_cnn_weights.npz"
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG declaring width x height 1-bit pixels but holding one empty row: a decompression bomb header."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # bit depth 1, greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def _save(img: Image.Image, fmt: str, **params: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **params)
+    return buf.getvalue()
+
+
+def unusual_images(photo: Image.Image) -> dict[str, bytes]:
+    """Valid images in every awkward form a folder holds: each must be classified, not rejected."""
+    rgba = photo.convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(photo.size))
+    grey16 = Image.fromarray(np.asarray(photo.convert("L")).astype(np.uint16) * 257)  # mode I;16
+    grey_f = Image.fromarray(np.asarray(photo.convert("L"), np.float32) / 255)  # mode F, in [0, 1]
+    frames = [photo, photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    paletted = photo.convert("P", palette=Image.Palette.ADAPTIVE)
+    return {
+        "one_pixel.png": _save(Image.new("RGB", (1, 1), (200, 30, 30)), "PNG"),
+        "huge 3000x2000.jpg": _save(photo.resize((3000, 2000)), "JPEG", quality=80),
+        "rgba.png": _save(rgba, "PNG"),
+        "la.png": _save(rgba.convert("LA"), "PNG"),
+        "palette_transparent.gif": _save(paletted, "GIF", transparency=0),
+        "animated.gif": _save(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100),
+        "grey.png": _save(photo.convert("L"), "PNG"),
+        "bilevel.png": _save(photo.convert("1"), "PNG"),
+        "grey16.png": _save(grey16, "PNG"),
+        "float.tiff": _save(grey_f, "TIFF"),
+        "cmyk.jpg": _save(photo.convert("CMYK"), "JPEG"),
+        "rotated_exif.jpg": _save(photo.resize((48, 32)), "JPEG", exif=exif),  # displays as 32 wide, 48 high
+        "UPPER CASE.JPEG": _save(photo, "JPEG"),
+        "naïve 日本語 name.webp": _save(photo, "WEBP"),
+        "bitmap.bmp": _save(photo, "BMP"),
+    }
+
+
+def bad_images(photo_jpeg: bytes) -> dict[str, bytes]:
+    """Files with image names that are not usable images: each must give one error row."""
+    return {
+        "zero_bytes.jpg": b"",
+        "truncated.jpg": photo_jpeg[: len(photo_jpeg) // 2],
+        "corrupt.png": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
+        "text.jpg": b"this is not an image, only named like one\n",
+        "bomb_warn.png": png_header_only(12_000, 12_000),  # 144 Mpx: between Pillow's warn and error limits
+        "bomb_error.png": png_header_only(20_000, 20_000),  # 400 Mpx: past Pillow's error limit
+    }

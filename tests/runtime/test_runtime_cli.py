@@ -1,0 +1,206 @@
+"""`cifar-infer` through Typer's CliRunner: formats, bad inputs, exit codes, --resume, stdin, --info."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import onnxruntime as ort
+import pytest
+from cifar_runtime import locate
+from cifar_runtime.cli import app
+from runtime_files import TINY, TINY_NOMETA, bad_images, unusual_images
+from typer.testing import CliRunner, Result
+
+KEYS_OK = ["path", "label", "index", "confidence", "top_k"]
+KEYS_ERROR = ["path", "error"]
+
+
+def invoke(*args: str | Path, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(app, [str(a) for a in args], input=stdin)
+
+
+def jsonl_rows(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def one_error_line(result: Result) -> str:
+    """The single stderr line of a failed run (and no traceback)."""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def test_folder_to_jsonl(cifar_fixture: Path, test_images: list[Path]) -> None:
+    result = invoke("-m", TINY, "-f", "jsonl", "-k", "2", cifar_fixture / "test")
+    assert result.exit_code == 0, result.output
+    rows = jsonl_rows(result.stdout)
+    assert [r["path"] for r in rows] == [str(p) for p in test_images]  # one row per file, walk order
+    for row in rows:
+        assert list(row) == KEYS_OK
+        assert [list(k) for k in row["top_k"]] == [["label", "confidence"]] * 2  # type: ignore[union-attr]
+    assert result.stderr.splitlines()[-1].startswith("cifar-infer: 300 files, 300 classified, 0 failed, ")
+
+
+def test_mixed_folder_gives_error_rows_and_exit_1(mixed_folder: Path, photo: object) -> None:
+    result = invoke("--model", TINY, "--format", "jsonl", "--batch-size", "4", mixed_folder)
+    assert result.exit_code == 1, result.output
+    rows = {Path(str(r["path"])).name: r for r in jsonl_rows(result.stdout)}
+    good, bad = set(unusual_images(photo)), set(bad_images(b""))  # type: ignore[arg-type]
+    assert set(rows) == good | bad  # notes.txt and .DS_Store are not image files: no rows
+    assert all(list(rows[name]) == KEYS_OK for name in good)
+    for name in bad:
+        assert list(rows[name]) == KEYS_ERROR and "\n" not in str(rows[name]["error"])
+    assert "decompression bomb" in str(rows["bomb_warn.png"]["error"])
+    assert "decompression bomb" in str(rows["bomb_error.png"]["error"])
+    summary = f"cifar-infer: {len(rows)} files, {len(good)} classified, {len(bad)} failed, "
+    assert one_error_line(result).startswith(summary)  # no warnings, no tracebacks: just the summary
+
+
+def test_csv_to_output_file(tmp_path: Path, test_images: list[Path]) -> None:
+    out = tmp_path / "out.csv"
+    missing = tmp_path / "missing.jpg"
+    result = invoke("-m", TINY, "-f", "csv", "-o", out, test_images[0], missing, test_images[1])
+    assert result.exit_code == 1 and result.stdout == ""
+    rows = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
+    assert [r["path"] for r in rows] == [str(test_images[0]), str(missing), str(test_images[1])]
+    assert list(rows[0]) == ["path", "label", "index", "confidence", "top_k", "error"]
+    assert rows[1]["error"] == "No such file or directory" and rows[1]["label"] == ""
+    assert json.loads(rows[0]["top_k"])[0]["label"] == rows[0]["label"]
+
+
+def test_table_is_the_default(test_images: list[Path]) -> None:
+    result = invoke("-m", TINY, test_images[0])
+    assert result.exit_code == 0
+    header, row = result.stdout.splitlines()
+    assert header.split() == ["label", "conf", "path"] and row.endswith(str(test_images[0]))
+
+
+def test_json_format_is_one_array(test_images: list[Path]) -> None:
+    result = invoke("-m", TINY, "-f", "json", *test_images[:3])
+    assert [r["path"] for r in json.loads(result.stdout)] == [str(p) for p in test_images[:3]]
+
+
+def test_resume_skips_rows_already_written(tmp_path: Path, cifar_fixture: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    folder = cifar_fixture / "test"
+    assert invoke("-m", TINY, "-f", "jsonl", "-o", out, folder).exit_code == 0
+    complete = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    out.write_text("".join(complete[:100]) + complete[100][:25], encoding="utf-8")  # interrupted mid-row
+    result = invoke("-m", TINY, "-f", "jsonl", "-o", out, "--resume", folder)
+    assert result.exit_code == 0, result.output
+    assert "200 files, 200 classified, 0 failed, 100 skipped (already in output)" in result.stderr
+    assert out.read_text(encoding="utf-8").splitlines(keepends=True) == complete  # same rows, none twice
+    again = invoke("-m", TINY, "-f", "jsonl", "-o", out, "--resume", folder)
+    assert again.exit_code == 0 and "0 files, 0 classified" in again.stderr
+    assert out.read_text(encoding="utf-8").splitlines(keepends=True) == complete
+
+
+def test_resume_csv_appends_without_a_second_header(tmp_path: Path, test_images: list[Path]) -> None:
+    out = tmp_path / "out.csv"
+    invoke("-m", TINY, "-f", "csv", "-o", out, *test_images[:2])
+    invoke("-m", TINY, "-f", "csv", "-o", out, "--resume", *test_images[:4])
+    rows = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
+    assert [r["path"] for r in rows] == [str(p) for p in test_images[:4]]
+
+
+def test_paths_from_stdin(tmp_path: Path, test_images: list[Path], cifar_fixture: Path) -> None:
+    stdin = f"{test_images[0]}\n{cifar_fixture / 'test' / 'cat'}\n"
+    result = invoke("-m", TINY, "-f", "jsonl", "-", stdin=stdin)
+    assert result.exit_code == 0, result.output
+    assert len(jsonl_rows(result.stdout)) == 1 + 30
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-m", "{tmp}/absent.onnx", "{img}"], "model file not found"),
+        (["-m", "{tmp}/junk.onnx", "{img}"], "cannot load model"),
+        (["-m", str(TINY_NOMETA), "{img}"], "lacks the metadata"),
+        (["-m", str(TINY), "--resume", "{img}"], "--resume needs --output"),
+        (["-m", str(TINY), "--resume", "-o", "{tmp}/t.txt", "{img}"], "--resume needs --format jsonl or csv"),
+        (["-m", str(TINY), "-k", "11", "{img}"], "top_k must be between 1 and 10"),
+        (["-m", str(TINY), "-o", "{tmp}/no/such/dir/out.jsonl", "{img}"], "cannot write"),
+    ],
+)
+def test_usage_and_model_errors_exit_2_in_one_line(
+    tmp_path: Path, test_images: list[Path], args: list[str], message: str
+) -> None:
+    (tmp_path / "junk.onnx").write_bytes(b"\0" * 100)
+    result = invoke(*[a.format(tmp=tmp_path, img=test_images[0]) for a in args])
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert line.startswith("cifar-infer: error: ") and message in line
+
+
+def test_no_default_model_exits_2(monkeypatch: pytest.MonkeyPatch, test_images: list[Path]) -> None:
+    monkeypatch.setattr(locate, "BUNDLED_NAME", "not_shipped.onnx")
+    result = invoke(test_images[0])
+    assert result.exit_code == 2
+    assert one_error_line(result) == (
+        "cifar-infer: error: no default model is bundled with this cifar-runtime: "
+        "pass --model FILE (Classifier(model=...)) or set CIFAR_MODEL=FILE"
+    )
+
+
+def test_click_usage_errors_exit_2(test_images: list[Path]) -> None:
+    assert invoke("-m", TINY, "--format", "xml", test_images[0]).exit_code == 2
+    assert invoke("-m", TINY, "--batch-size", "0", test_images[0]).exit_code == 2
+    assert invoke("-m", TINY).exit_code == 2  # no paths
+    assert invoke().exit_code == 2  # no arguments at all: help, as a usage error
+
+
+def test_help_documents_exit_codes() -> None:
+    result = invoke("--help")
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    for needle in ("Exit codes:", "0 every input file was classified", "1 some inputs", "2 usage error"):
+        assert needle in text
+    assert "CIFAR_MODEL" in text and "--top-k" in text and "--resume" in text
+
+
+def test_version_and_info() -> None:
+    version = invoke("--version")
+    assert version.exit_code == 0 and version.stdout.startswith("cifar-runtime ")
+    assert f"onnxruntime {ort.__version__}" in version.stdout
+    info = invoke("--info", "-m", TINY)
+    assert info.exit_code == 0, info.output
+    for needle in (
+        f"onnxruntime: {ort.__version__}",
+        "providers available: ",
+        "providers active: CPUExecutionProvider",
+        "classes (10): airplane, automobile,",
+        "input: float32 (N, 3, 32, 32)",
+        "mean: [0.5, 0.5, 0.5]",
+    ):
+        assert needle in info.stdout
+    assert invoke("--info", "-m", TINY_NOMETA).exit_code == 2
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="CUDA really loads here")
+def test_cuda_fallback_is_one_warning_line(test_images: list[Path]) -> None:
+    result = invoke("-m", TINY, "--device", "cuda", test_images[0])
+    assert result.exit_code == 0
+    warning, summary = result.stderr.splitlines()
+    assert warning.startswith("cifar-infer: warning: CUDAExecutionProvider not used (")
+    assert warning.endswith("running on CPUExecutionProvider")
+    assert summary.startswith("cifar-infer: 1 files, 1 classified")
+
+
+def test_rows_stream_one_per_line_as_they_are_done(test_images: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each row is flushed as soon as it is written: a crash later keeps every row before it."""
+    from cifar_runtime import infer
+
+    flushed: list[int] = []
+
+    class Recorder(io.StringIO):
+        def flush(self) -> None:
+            flushed.append(self.getvalue().count("\n"))
+
+    out = Recorder()
+    cfg = infer.InferConfig(model=TINY, format="jsonl", batch_size=2)
+    summary = infer.infer_files(cfg, [str(p) for p in test_images[:5]], io.StringIO(), out, io.StringIO())
+    assert summary.classified == 5
+    assert flushed == [1, 2, 3, 4, 5]
