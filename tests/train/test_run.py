@@ -126,3 +126,11 @@ def test_cli_help_lists_seed_defaults():
     assert r.exit_code == 0
     for flag in ("--epochs", "--batch-size", "--lr", "--val-size", "--resume", "--deterministic", "--device"):
         assert flag in r.output
+
+
+def test_bench_reports_pipeline_and_model_only_throughput(cifar_fixture):
+    r = CliRunner().invoke(app, ["bench", "cnn", "--data", str(cifar_fixture), "--steps", "2", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    for row in ("data pipeline only", "model only (contiguous)", "model only (channels_last)", "+ data pipeline"):
+        line = next(line for line in r.output.splitlines() if row in line)
+        assert float(line.split()[-2]) > 0  # images/s

@@ -1,7 +1,7 @@
 """The one save and one load for checkpoints. Content is weights_only-safe: tensors, numbers, strings, lists.
 
 A checkpoint is a dict:
-  model, optimizer, scheduler, scaler   state dicts
+  model, optimizer, scheduler, scaler   state dicts (best.pt keeps only model: it is for using, not resuming)
   epoch                                 epochs completed
   rng                                   {"torch": ByteTensor, "cuda": [ByteTensor...]}
   config                                asdict(TrainConfig): how it was made
@@ -32,10 +32,25 @@ def atomic_write(path: Path, write: Any) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; published ones get the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+TRAINING_STATE = ("optimizer", "scheduler", "scaler", "rng")
+
+
+def without_training_state(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint minus what only resuming needs: a third of the size for the CNN (no Adam moments)."""
+    return {k: v for k, v in checkpoint.items() if k not in TRAINING_STATE}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:

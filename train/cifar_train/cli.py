@@ -86,3 +86,28 @@ def resnet18(
                 data=str(data), download=download, out=str(out), val_size=val_size, seed=seed,
                 deterministic=deterministic, device=device, workers=workers, amp=amp, channels_last=channels_last,
                 weights=str(weights) if weights else "", pretrained=pretrained), resume)
+
+
+@app.command()
+def bench(
+    arch: Annotated[str, typer.Argument(help="cnn | resnet18")] = "cnn",
+    data: Data = Path("data"), steps: Annotated[int, typer.Option(min=1, help="Batches to time.")] = 50,
+    batch_size: BatchSize = 64, workers: Workers = 0, device: Device = "auto",
+) -> None:
+    """Training throughput: data pipeline alone, model-only train steps, and both together."""
+    from cifar_train.bench import bench_training
+
+    if arch not in RECIPES:
+        console.print(f"[red]error:[/] unknown architecture {arch!r}: cnn or resnet18")
+        raise typer.Exit(2)
+    cfg = replace(RECIPES[arch], data=str(data), batch_size=batch_size, workers=workers, device=device, val_size=0)
+    try:
+        rows, info = bench_training(cfg, steps)
+    except UserError as e:
+        console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    print(f"{arch}, batch {batch_size}, {info['device']}, {info['threads']} threads; "
+          f"{info['train_images']} train images decoded in {info['decode_seconds']:.1f}s")
+    print(f"{'':<44}{'images/s':>10}{'s/epoch':>10}")
+    for r in rows:
+        print(f"{r.name:<44}{r.images_per_s:>10.0f}{r.seconds_per_epoch:>10.1f}")

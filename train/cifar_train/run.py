@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from cifar_train.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from cifar_train.checkpoint import atomic_write, load_checkpoint, save_checkpoint, without_training_state
 from cifar_train.config import TrainConfig, mean_std
 from cifar_train.data import Datasets, build_datasets
 from cifar_train.distributed import Dist, broadcast_buffers, init_distributed, select_device, shutdown
@@ -186,7 +186,7 @@ def _train(cfg: TrainConfig, resume: bool, d: Dist, console: Console) -> RunResu
         if d.is_main:
             metrics = {f"{select_split}_acc": selected.acc, f"{select_split}_loss": selected.loss, "epoch": epoch}
             if improved:
-                save_checkpoint(out / "best.pt", checkpoint(epoch, metrics))
+                save_checkpoint(out / "best.pt", without_training_state(checkpoint(epoch, metrics)))
             save_checkpoint(out / "last.pt", checkpoint(epoch, metrics))  # after best.pt: resume never skips one
             write_history(history, out / "history.csv")
 
@@ -240,7 +240,7 @@ def finish(cfg: TrainConfig, data: Datasets, out: Path, device: torch.device, am
     if d.is_main:
         best["metrics"] = {**best["metrics"], "val_acc": metrics["val_acc"], "val_loss": metrics["val_loss"],
                            "test_acc": test.acc, "test_loss": test.loss}
-        save_checkpoint(out / "best.pt", best)
+        save_checkpoint(out / "best.pt", without_training_state(best))
         write_json(metrics, out / "metrics.json")
         title = f"{cfg.arch} on CIFAR-10"
         plot_curves(history, out / "curves.png", title, best["epoch"] if select_split == "val" else None)
