@@ -8,9 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cifar_runtime import Classifier
 from PIL import Image
 from runtime_files import TINY, bad_images, unusual_images
+
+from cifar_runtime import Classifier
 
 
 @pytest.fixture(scope="session")

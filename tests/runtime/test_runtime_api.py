@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cifar_runtime import Classifier, ImageError, ModelError, Prediction, Score, UsageError, locate
-from cifar_runtime.api import to_predictions
-from cifar_runtime.preprocess import load_image, preprocess
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 from runtime_files import TINY, TINY_BATCH3, WEIGHTS
+
+from cifar_runtime import Classifier, ImageError, ModelError, Prediction, Score, UsageError, locate
+from cifar_runtime.api import to_predictions
+from cifar_runtime.preprocess import load_image, preprocess
 
 
 def numpy_logits(batch: np.ndarray) -> np.ndarray:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import onnxruntime as ort
 import pytest
-from cifar_runtime import locate
-from cifar_runtime.cli import app
 from runtime_files import TINY, TINY_NOMETA, bad_images, unusual_images
 from typer.testing import CliRunner, Result
+
+from cifar_runtime import locate
+from cifar_runtime.cli import app
 
 KEYS_OK = ["path", "label", "index", "confidence", "top_k"]
 KEYS_ERROR = ["path", "error"]

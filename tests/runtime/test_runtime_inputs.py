@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from cifar_runtime.inputs import find_images, read_path_list
 
 

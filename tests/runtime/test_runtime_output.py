@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from cifar_runtime import Prediction, Score, UsageError
 from cifar_runtime.output import CSV_COLUMNS, display_path, done_paths, make_writer, to_row
 from cifar_runtime.pipeline import Result

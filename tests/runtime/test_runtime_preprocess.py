@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cifar_runtime import Classifier, ImageError, ModelInfo, UsageError
-from cifar_runtime.preprocess import load_image, normalize, prepare, preprocess, resize, to_rgb
 from PIL import Image
 from runtime_files import TINY, bad_images, png_header_only, unusual_images
+
+from cifar_runtime import Classifier, ImageError, ModelInfo, UsageError
+from cifar_runtime.preprocess import load_image, normalize, prepare, preprocess, resize, to_rgb
 
 INFO = ModelInfo(
     arch="test",

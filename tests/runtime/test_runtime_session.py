@@ -7,9 +7,10 @@ from pathlib import Path
 
 import onnxruntime as ort
 import pytest
+from runtime_files import TINY, TINY_NOMETA
+
 from cifar_runtime import CifarRuntimeWarning, Classifier, ModelError, UsageError, session
 from cifar_runtime.session import CPU, CUDA, open_session, requested_providers
-from runtime_files import TINY, TINY_NOMETA
 
 NO_CUDA = CUDA not in ort.get_available_providers()
 

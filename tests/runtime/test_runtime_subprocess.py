@@ -8,8 +8,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from cifar_runtime.locate import bundled_model
 from runtime_files import TINY
+
+from cifar_runtime.locate import bundled_model
 
 SCRIPT = Path(sys.executable).parent / "cifar-infer"  # the console script pip installed beside python
 TIMEOUT = 60  # seconds; a hang (e.g. a symlink loop walked forever) fails instead of blocking CI

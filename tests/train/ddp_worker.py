@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+
 from cifar_train.config import RECIPES
 from cifar_train.run import train
 

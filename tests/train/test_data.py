@@ -3,6 +3,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+
 from cifar_train.config import RECIPES
 from cifar_train.data import build_datasets, load_image_folder, stratified_split
 from cifar_train.errors import UserError

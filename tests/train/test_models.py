@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from cifar_train.errors import UserError
 from cifar_train.models import create_model
 from cifar_train.models.resnet import load_pretrained

@@ -5,14 +5,15 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import cifar_train.run as run_module
 import pytest
 import torch
+from typer.testing import CliRunner
+
+import cifar_train.run as run_module
 from cifar_train.checkpoint import load_checkpoint, model_from_checkpoint
 from cifar_train.cli import app
 from cifar_train.config import RECIPES
 from cifar_train.run import train
-from typer.testing import CliRunner
 
 
 def cnn_config(data: Path, out: Path, **changes):

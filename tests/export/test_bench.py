@@ -1,0 +1,85 @@
+"""The benchmark: each engine measured in its own process; ONNX Runtime's without torch loaded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cifar_export.cli import app
+from cifar_export.images import load_images
+from cifar_export.onnx_export import load_onnx
+from cifar_runtime.session import open_session
+
+# Runs the worker for the ORT engine, then reports whether anything imported torch on the way.
+PROBE = """
+import json, sys
+from cifar_export.bench_worker import measure
+result = measure(json.loads(sys.argv[1]))
+print(json.dumps({**result, "torch_loaded": "torch" in sys.modules}))
+"""
+
+
+def test_ort_worker_measures_without_torch(cnn_exported: Path, tmp_path: Path) -> None:
+    _, info = load_onnx(cnn_exported / "cnn.onnx")
+    images = load_images("", "test", info, limit=20)
+    images.inputs.tofile(tmp_path / "inputs.f32")
+    np.save(tmp_path / "labels.npy", images.labels)
+    spec = {
+        "engine": "ort-fp32",
+        "model": str(cnn_exported / "cnn.onnx"),
+        "device": "cpu",
+        "inputs": str(tmp_path / "inputs.f32"),
+        "labels": str(tmp_path / "labels.npy"),
+        "shape": list(images.inputs.shape),
+        "latency_runs": 25,
+        "throughput_batch": 8,
+        "throughput_runs": 2,
+    }
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(spec)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert not result["torch_loaded"]
+    assert result["latency_runs"] == 25 and result["throughput_runs"] == 2 and result["images"] == 20
+    assert 0 < result["latency_p50_ms"] <= result["latency_p99_ms"]
+    assert result["throughput_ips"] > 0 and result["runs_on"] == "CPUExecutionProvider"
+    # its own process: far below a torch process's few hundred MB
+    assert 20 < result["peak_rss_mb"] < 400
+    # its top-1 is the model's on these images, as the runtime session computes it directly
+    logits = open_session(cnn_exported / "cnn.onnx", device="cpu").run(None, {"image": images.inputs})[0]
+    assert result["top1"] == pytest.approx(100 * np.mean(logits.argmax(1) == images.labels))
+
+
+@pytest.mark.slow
+def test_bench_runs_every_engine_on_a_random_cnn(tmp_path: Path) -> None:
+    args = [
+        "bench",
+        "--arch",
+        "cnn",
+        "--out",
+        str(tmp_path),
+        "--limit",
+        "64",
+        "--latency-runs",
+        "20",
+        "--throughput-batch",
+        "32",
+        "--throughput-runs",
+        "2",
+        "--calibration-count",
+        "64",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "bench.json").read_text())
+    engines = [r["engine"] for r in summary["rows"]]
+    assert engines[:4] == ["torch-eager", "torchscript", "ort-fp32", "ort-int8"]
+    for row in summary["rows"]:
+        assert row["result"] and not row["error"], row
+    assert set(summary["ratios"]) >= {"ort_fp32_vs_eager_throughput", "ort_int8_vs_fp32_latency_p50"}
+    assert "ort-int8" in result.output
