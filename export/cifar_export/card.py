@@ -188,7 +188,7 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
         "",
         "## Training",
         "",
-        f"{metrics['epochs']} epochs in {timing['total_seconds'] / 60:.0f} min on {env['device']} "
+        f"{metrics['epochs']} epochs in {timing['epochs_seconds'] / 60:.0f} min on {env['device']} "
         f"({env['cpu_threads']} threads, torch {env['torch']}): {timing['mean_epoch_seconds']:.0f} s per epoch, "
         f"{timing['mean_images_per_s']:.0f} images/s with the data pipeline, "
         f"{timing['mean_step_images_per_s']:.0f} images/s model-only (per-epoch figures in history.csv).",
@@ -227,5 +227,6 @@ cifar-export all {run}/best.pt --data ../shared/cifar10-jpeg            # ONNX +
 cifar-export quantize {run}/{arch}.onnx --int8 --data ../shared/cifar10-jpeg
 cifar-export bench {run}/best.pt --data ../shared/cifar10-jpeg --limit 0 --out runs/bench/{arch}
 cp runs/bench/{arch}/bench.json {run}/
-cifar-export folder-check {run}/{arch}.onnx --data ../shared/cifar10-jpeg/test
-cifar-export card {run}"""
+cifar-export folder-check {run}/{arch}.onnx --data ../shared/cifar10-jpeg/test --batch-size 256
+cifar-export card {run}
+cp {run}/{arch}.onnx runtime/cifar_runtime/models/cifar10_{arch}.onnx    # the runtime's bundled default (cnn)"""

@@ -225,7 +225,8 @@ def finish(cfg: TrainConfig, data: Datasets, out: Path, device: torch.device, am
         "seed": cfg.seed,
         "config": asdict(cfg),
         "timing": {
-            "total_seconds": seconds,
+            "epochs_seconds": sum(h["seconds"] for h in epochs),  # all epochs, across resumes
+            "process_seconds": seconds,  # this process only: decoding, its epochs, the final evaluation
             "mean_epoch_seconds": _mean(h["seconds"] for h in epochs),
             "mean_data_wait_seconds": _mean(h["data_seconds"] for h in epochs),
             "mean_images_per_s": _mean(h["images_per_s"] for h in epochs),
