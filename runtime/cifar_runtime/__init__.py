@@ -9,8 +9,9 @@ from cifar_runtime.errors import (
     InstallError,
     ModelError,
     UsageError,
+    one_line,
 )
-from cifar_runtime.metadata import ModelInfo
+from cifar_runtime.metadata import ModelInfo, validate_metadata
 
 __version__ = package_version()
 __all__ = [
@@ -25,4 +26,6 @@ __all__ = [
     "Score",
     "UsageError",
     "__version__",
+    "one_line",
+    "validate_metadata",
 ]

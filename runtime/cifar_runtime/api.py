@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from cifar_runtime.locate import resolve_model
 from cifar_runtime.metadata import ModelInfo
 from cifar_runtime.preprocess import ImageLike, check_supported, prepare, prepare_file
 from cifar_runtime.session import open_session, ort_errors
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 Input = str | os.PathLike[str] | ImageLike
 _INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -54,9 +57,11 @@ class Classifier:
         self.model_path: Path = resolve_model(model)
         self._session = open_session(self.model_path, device, providers)
         source = str(self.model_path)
-        self.info: ModelInfo = ModelInfo.from_props(self._session.get_modelmeta().custom_metadata_map, source)
-        check_supported(self.info, source)
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        out_shape = outputs[0].shape  # e.g. ["N", 10]
+        width = out_shape[1] if len(out_shape) == 2 and isinstance(out_shape[1], int) else None
+        self.info: ModelInfo = ModelInfo.from_props(_metadata_map(self._session, source), source, width)
+        check_supported(self.info, source)
         if len(inputs) != 1:
             raise ModelError(f"{source} has {len(inputs)} inputs; expected one image batch: re-export it")
         shape = inputs[0].shape  # e.g. ["N", 3, 32, 32]; a str or None marks a dynamic axis
@@ -86,6 +91,11 @@ class Classifier:
     def input_size(self) -> tuple[int, int]:
         """(H, W) every image is resized to."""
         return self.info.input_size
+
+    @property
+    def static_batch(self) -> int:
+        """The model file's fixed batch size, or 0 when its batch axis is dynamic (batches are padded to it)."""
+        return self._static_batch or 0
 
     @property
     def providers(self) -> list[str]:
@@ -154,6 +164,13 @@ class Classifier:
         """UsageError unless 1 <= top_k <= number of classes."""
         if not 1 <= top_k <= len(self.classes):
             raise UsageError(f"top_k must be between 1 and {len(self.classes)} for this model, got {top_k}")
+
+
+def _metadata_map(session: ort.InferenceSession, source: str) -> dict[str, str]:
+    try:
+        return dict(session.get_modelmeta().custom_metadata_map)
+    except UnicodeDecodeError as e:  # ONNX Runtime hands strings over as they are in the file
+        raise ModelError(f"{source} has metadata that is not valid UTF-8: re-export it with `cifar-export`") from e
 
 
 def to_predictions(logits: np.ndarray, classes: Sequence[str], top_k: int = 1) -> list[Prediction]:

@@ -17,6 +17,7 @@ from cifar_runtime.errors import CifarRuntimeError
 from cifar_runtime.infer import DEFAULT_WORKERS, InferConfig, infer_files
 from cifar_runtime.locate import ENV_VAR
 from cifar_runtime.session import quiet_ort_logs
+from cifar_runtime.text import terminal_safe
 
 PROG = "cifar-infer"
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
@@ -94,18 +95,18 @@ def _run(cfg: InferConfig, paths: list[str], info: bool) -> int:
     try:
         quiet_ort_logs()  # ORT's own multi-line warnings would duplicate our one-line ones
         if info:
-            typer.echo("\n".join(runtime_lines()))
-            typer.echo("\n".join(model_lines(Classifier(cfg.model, cfg.device))))
+            for line in runtime_lines() + model_lines(Classifier(cfg.model, cfg.device)):
+                _say(line, err=False)
             return EXIT_OK
         if not paths:
             raise typer.BadParameter("give an image file or folder, or - for stdin", param_hint="PATHS")
         summary = infer_files(cfg, paths, sys.stdin, sys.stdout, sys.stderr)
     except CifarRuntimeError as e:
-        typer.echo(f"{PROG}: error: {e}", err=True)
+        _say(f"{PROG}: error: {e}")
         return EXIT_USAGE
     if summary.files == 0 and not summary.skipped:
-        typer.echo(f"{PROG}: warning: no image files found", err=True)
-    typer.echo(f"{PROG}: {summary.line()}", err=True)
+        _say(f"{PROG}: warning: no image files found")
+    _say(f"{PROG}: {summary.line()}")
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
 
 
@@ -117,4 +118,9 @@ def _one_line_warning(
     file: object = None,
     line: object = None,
 ) -> None:
-    typer.echo(f"{PROG}: warning: {message}", err=True)
+    _say(f"{PROG}: warning: {message}")
+
+
+def _say(text: str, err: bool = True) -> None:
+    """Print one line for a person: file names, class names and messages may hold control characters."""
+    typer.echo(terminal_safe(text), err=err)

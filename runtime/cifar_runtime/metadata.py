@@ -7,6 +7,7 @@ extra file `metadata.json` holding the same mapping. List and dict values are JS
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -14,6 +15,9 @@ from cifar_runtime.errors import ModelError
 
 SCHEMA_VERSION = "1"
 REQUIRED_KEYS = ("arch", "classes", "input_size", "mean", "std")
+# A model file may come from anywhere: its metadata is checked before any of it is used or shown.
+MAX_CLASS_NAME = 100  # characters: a class name is printed in every table row
+MAX_INPUT_SIDE = 4096  # pixels: a bigger input would be float32 batches of gigabytes
 
 
 @dataclass(frozen=True)
@@ -57,17 +61,15 @@ class ModelInfo:
         return props
 
     @classmethod
-    def from_props(cls, props: Mapping[str, str], source: str = "model") -> ModelInfo:
-        """Decode what `to_props` wrote; raise ModelError naming the first missing or bad key."""
+    def from_props(cls, props: Mapping[str, str], source: str = "model", logits_width: int | None = None) -> ModelInfo:
+        """Decode and validate what `to_props` wrote; ModelError naming the first missing or bad key."""
         missing = [k for k in REQUIRED_KEYS if k not in props]
         if missing:
-            raise ModelError(
-                f"{source} lacks the metadata '{missing[0]}': export it with `cifar-export onnx`"
-            )
+            raise ModelError(f"{source} lacks the metadata '{missing[0]}': export it with `cifar-export onnx`")
         try:
             info = cls(
                 arch=props["arch"],
-                classes=tuple(str(c) for c in json.loads(props["classes"])),
+                classes=_strings(json.loads(props["classes"])),
                 input_size=_pair(json.loads(props["input_size"])),
                 mean=_triple(json.loads(props["mean"])),
                 std=_triple(json.loads(props["std"])),
@@ -81,11 +83,8 @@ class ModelInfo:
                 extra={k: v for k, v in props.items() if k not in _KNOWN_KEYS},
             )
         except (ValueError, TypeError) as e:
-            raise ModelError(
-                f"{source} has malformed metadata ({e}): re-export it with `cifar-export`"
-            ) from e
-        if not info.classes:
-            raise ModelError(f"{source} lists no classes in its metadata: re-export it with `cifar-export`")
+            raise ModelError(f"{source} has malformed metadata ({e}): re-export it with `cifar-export`") from e
+        validate_metadata(info, logits_width, source)
         return info
 
     def json_extra(self, key: str) -> object | None:
@@ -94,10 +93,51 @@ class ModelInfo:
         return None if raw is None else json.loads(raw)
 
 
+def validate_metadata(info: ModelInfo, logits_width: int | None = None, source: str = "model") -> None:
+    """ModelError unless the metadata is safe to show and use; `logits_width`: the model's number of outputs."""
+    problem = _first_problem(info, logits_width)
+    if problem:
+        raise ModelError(f"{source} has invalid metadata: {problem}: re-export it with `cifar-export`")
+
+
+def _first_problem(info: ModelInfo, logits_width: int | None) -> str | None:
+    # Names are quoted with ascii(): the message itself must be safe wherever it is printed.
+    if not info.classes:
+        return "it lists no classes"
+    for i, name in enumerate(info.classes):
+        if not name.strip() or not name.isprintable() or len(name) > MAX_CLASS_NAME:
+            return (
+                f"class name {i} {ascii(name[:MAX_CLASS_NAME])} is not a printable, non-blank string "
+                f"of at most {MAX_CLASS_NAME} characters"
+            )
+    if len(set(info.classes)) != len(info.classes):
+        twice = next(c for c in info.classes if info.classes.count(c) > 1)
+        return f"class name {ascii(twice)} is listed twice"
+    if logits_width is not None and logits_width != len(info.classes):
+        return f"it names {len(info.classes)} classes but the model outputs {logits_width} scores"
+    if not all(1 <= side <= MAX_INPUT_SIDE for side in info.input_size):
+        return f"input_size {list(info.input_size)} is not between 1 and {MAX_INPUT_SIDE} pixels"
+    # mean and std are statistics of pixels scaled to [0, 1]; std = 1 means "no scaling"
+    if not all(math.isfinite(m) and 0 <= m <= 1 for m in info.mean):
+        return f"mean {list(info.mean)} is not within [0, 1]"
+    if not all(math.isfinite(s) and 0 < s <= 1 for s in info.std):
+        return f"std {list(info.std)} is not within (0, 1]"
+    for name, acc in (("val_acc", info.val_acc), ("test_acc", info.test_acc)):
+        if acc is not None and not (math.isfinite(acc) and 0 <= acc <= 1):
+            return f"{name} {acc} is not a fraction in [0, 1]"
+    return None
+
+
 _KNOWN_KEYS = frozenset(
     REQUIRED_KEYS
     + ("schema", "interpolation", "layout", "precision", "source_sha256", "val_acc", "test_acc", "producer")
 )
+
+
+def _strings(v: object) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+        raise ValueError("classes must be a JSON list of strings")
+    return tuple(v)
 
 
 def _pair(v: object) -> tuple[int, int]:

@@ -9,13 +9,16 @@ the unused cells empty, top_k as a JSON list).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from cifar_runtime.errors import UsageError
 from cifar_runtime.pipeline import Result
+from cifar_runtime.text import terminal_safe
 
 FORMATS = ("table", "json", "jsonl", "csv")
 RESUMABLE = ("jsonl", "csv")
@@ -69,19 +72,25 @@ class CsvWriter(Writer):
     def __init__(self, stream: TextIO, header: bool) -> None:
         super().__init__(stream)
         self.header = header
-        self.csv = csv.writer(stream, lineterminator="\n")
 
     def begin(self) -> None:
         if self.header:
-            self.csv.writerow(CSV_COLUMNS)
-            self.stream.flush()
+            self._emit(_csv_line(CSV_COLUMNS))
 
     def write(self, result: Result) -> None:
         row = to_row(result)
         if "top_k" in row:
             row["top_k"] = json.dumps(row["top_k"], ensure_ascii=False)
-        self.csv.writerow([row.get(column, "") for column in CSV_COLUMNS])
-        self.stream.flush()
+        self._emit(_csv_line([str(row.get(column, "")) for column in CSV_COLUMNS]))
+
+
+def _csv_line(cells: Sequence[str]) -> str:
+    # The csv module quotes only fields holding a character of its line terminator ("\n" here): a "\r" in a
+    # file name would be written bare and split the row for every reader, so such a row is quoted whole.
+    quoting = csv.QUOTE_ALL if any("\r" in cell for cell in cells) else csv.QUOTE_MINIMAL
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\n", quoting=quoting).writerow(cells)
+    return line.getvalue()
 
 
 class JsonWriter(Writer):
@@ -113,14 +122,14 @@ class TableWriter(Writer):
         self._emit(f"{'label':<{self.width}}  {'conf':>6}  path\n")
 
     def write(self, result: Result) -> None:
-        path = display_path(result.path)
+        path = terminal_safe(result.path)  # a name must not start a new row or reach the terminal as a control
         p = result.prediction
         if p is None:
-            self._emit(f"{'error':<{self.width}}  {'-':>6}  {path}  ({result.error})\n")
+            self._emit(f"{'error':<{self.width}}  {'-':>6}  {path}  ({terminal_safe(str(result.error))})\n")
             return
-        others = ", ".join(f"{s.label} {s.confidence:.1%}" for s in p.top_k[1:])
+        others = ", ".join(f"{terminal_safe(s.label)} {s.confidence:.1%}" for s in p.top_k[1:])
         suffix = f"  ({others})" if others else ""
-        self._emit(f"{p.label:<{self.width}}  {p.confidence:>6.1%}  {path}{suffix}\n")
+        self._emit(f"{terminal_safe(p.label):<{self.width}}  {p.confidence:>6.1%}  {path}{suffix}\n")
 
 
 def make_writer(fmt: str, stream: TextIO, label_width: int, header: bool = True) -> Writer:

@@ -75,3 +75,67 @@ def bad_images(photo_jpeg: bytes) -> dict[str, bytes]:
         "bomb_warn.png": png_header_only(12_000, 12_000),  # 144 Mpx: between Pillow's warn and error limits
         "bomb_error.png": png_header_only(20_000, 20_000),  # 400 Mpx: past Pillow's error limit
     }
+
+
+# ONNX files are protobuf: ModelProto field 14 holds metadata_props, each a StringStringEntryProto (key = 1,
+# value = 2). These few lines edit them without the onnx package, which the runtime tests must not need.
+_METADATA_PROPS = 14
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        byte = data[i]
+        value |= (byte & 0x7F) << shift
+        i, shift = i + 1, shift + 7
+        if byte < 0x80:
+            return value, i
+
+
+def _fields(data: bytes) -> list[tuple[int, bytes, bytes]]:
+    """Top-level (field number, raw bytes of the whole field, payload of a length-delimited field)."""
+    fields, i = [], 0
+    while i < len(data):
+        start = i
+        key, i = _varint(data, i)
+        wire, payload = key & 7, b""
+        if wire == 0:
+            _, i = _varint(data, i)
+        elif wire == 1:
+            i += 8
+        elif wire == 2:
+            n, i = _varint(data, i)
+            payload, i = data[i : i + n], i + n
+        elif wire == 5:
+            i += 4
+        else:
+            raise ValueError(f"unexpected protobuf wire type {wire}")
+        fields.append((key >> 3, data[start:i], payload))
+    return fields
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    n, length = len(payload), b""
+    while True:
+        length += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+        n >>= 7
+        if not n:
+            return bytes([number << 3 | 2]) + length + payload
+
+
+def metadata_props(model: Path = TINY) -> dict[bytes, bytes]:
+    """The metadata_props of an ONNX file, as raw bytes."""
+    props = {}
+    for number, _, payload in _fields(model.read_bytes()):
+        if number == _METADATA_PROPS:
+            entry = {n: value for n, _, value in _fields(payload)}
+            props[entry.get(1, b"")] = entry.get(2, b"")
+    return props
+
+
+def with_metadata(changes: dict[str, str | bytes], model: Path = TINY) -> bytes:
+    """The bytes of `model` with some metadata_props replaced (str values are UTF-8 encoded, bytes kept raw)."""
+    props = metadata_props(model)
+    props.update({k.encode(): v if isinstance(v, bytes) else v.encode() for k, v in changes.items()})
+    kept = b"".join(raw for number, raw, _ in _fields(model.read_bytes()) if number != _METADATA_PROPS)
+    return kept + b"".join(_field(_METADATA_PROPS, _field(1, k) + _field(2, v)) for k, v in props.items())

@@ -6,7 +6,6 @@ from cifar_runtime import Classifier
 from cifar_runtime.locate import bundled_model
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURE_TEST = REPO / "tests" / "fixtures" / "cifar10" / "test"
 
 
 def test_bundled_model_is_the_published_artifact():
@@ -17,9 +16,10 @@ def test_bundled_model_is_the_published_artifact():
     )
 
 
-def test_bundled_model_classifies_the_real_fixture_near_its_test_accuracy():
+def test_bundled_model_classifies_the_real_fixture_near_its_test_accuracy(cifar_fixture: Path):
     clf = Classifier(device="cpu")
-    paths = sorted(FIXTURE_TEST.glob("*/*.jpg"))
+    paths = sorted((cifar_fixture / "test").glob("*/*.jpg"))
+    assert len(paths) == 300
     predictions = clf.predict(paths)
     accuracy = sum(p.label == path.parent.name for p, path in zip(predictions, paths, strict=True)) / len(paths)
     # 300 real test images: the binomial standard deviation is ~2 points at 85%, so 6 points is 3 sigma.
