@@ -7,21 +7,39 @@ from cifar_runtime.errors import (
     CifarRuntimeWarning,
     ImageError,
     InstallError,
+    Interrupted,
     ModelError,
+    OutputError,
     UsageError,
     one_line,
+)
+from cifar_runtime.exitcodes import (
+    EXIT_CHECK_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_OUTPUT_FAILED,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
 )
 from cifar_runtime.metadata import ModelInfo, validate_metadata
 
 __version__ = package_version()
 __all__ = [
+    "EXIT_CHECK_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_OUTPUT_FAILED",
+    "EXIT_PARTIAL",
+    "EXIT_USAGE",
     "CifarRuntimeError",
     "CifarRuntimeWarning",
     "Classifier",
     "ImageError",
     "InstallError",
+    "Interrupted",
     "ModelError",
     "ModelInfo",
+    "OutputError",
     "Prediction",
     "Score",
     "UsageError",

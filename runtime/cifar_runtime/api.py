@@ -6,8 +6,9 @@ ONNX Runtime's `InferenceSession.run` is thread-safe (its run-time provider fall
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, overload
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, overload
 import numpy as np
 
 from cifar_runtime.errors import ImageError, ModelError, UsageError, one_line
-from cifar_runtime.locate import resolve_model
+from cifar_runtime.locate import ENV_VAR, resolve_model
 from cifar_runtime.metadata import ModelInfo
 from cifar_runtime.preprocess import ImageLike, check_supported, prepare, prepare_file
 from cifar_runtime.session import open_session, ort_errors
@@ -55,32 +56,35 @@ class Classifier:
         providers: Sequence[str] | None = None,
     ) -> None:
         self.model_path: Path = resolve_model(model)
-        self._session = open_session(self.model_path, device, providers)
-        source = str(self.model_path)
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        out_shape = outputs[0].shape  # e.g. ["N", 10]
-        width = out_shape[1] if len(out_shape) == 2 and isinstance(out_shape[1], int) else None
-        self.info: ModelInfo = ModelInfo.from_props(_metadata_map(self._session, source), source, width)
-        check_supported(self.info, source)
-        if len(inputs) != 1:
-            raise ModelError(f"{source} has {len(inputs)} inputs; expected one image batch: re-export it")
-        shape = inputs[0].shape  # e.g. ["N", 3, 32, 32]; a str or None marks a dynamic axis
-        if (
-            len(shape) != 4
-            or shape[1] != 3
-            or any(isinstance(d, int) and d != want for d, want in zip(shape[2:], self.info.input_size, strict=True))
-        ):
-            raise ModelError(
-                f"{source} takes input {shape}, which does not match its metadata "
-                f"(N, 3, {self.info.input_size[0]}, {self.info.input_size[1]}): re-export it"
-            )
-        if inputs[0].type not in _INPUT_DTYPES:
-            raise ModelError(f"{source} takes {inputs[0].type}; expected float32 or float16 images")
-        self._input_name: str = inputs[0].name
-        self._output_name: str = outputs[0].name
-        self._input_dtype = _INPUT_DTYPES[inputs[0].type]
-        # A static batch axis (an export without dynamic_axes) is served by splitting and zero-padding.
-        self._static_batch: int | None = shape[0] if isinstance(shape[0], int) else None
+        with _naming_env(model):
+            self._session = open_session(self.model_path, device, providers)
+            source = str(self.model_path)
+            inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+            out_shape = outputs[0].shape  # e.g. ["N", 10]
+            width = out_shape[1] if len(out_shape) == 2 and isinstance(out_shape[1], int) else None
+            self.info: ModelInfo = ModelInfo.from_props(_metadata_map(self._session, source), source, width)
+            check_supported(self.info, source)
+            if len(inputs) != 1:
+                raise ModelError(f"{source} has {len(inputs)} inputs; expected one image batch: re-export it")
+            shape = inputs[0].shape  # e.g. ["N", 3, 32, 32]; a str or None marks a dynamic axis
+            if (
+                len(shape) != 4
+                or shape[1] != 3
+                or any(
+                    isinstance(d, int) and d != want for d, want in zip(shape[2:], self.info.input_size, strict=True)
+                )
+            ):
+                raise ModelError(
+                    f"{source} takes input {shape}, which does not match its metadata "
+                    f"(N, 3, {self.info.input_size[0]}, {self.info.input_size[1]}): re-export it"
+                )
+            if inputs[0].type not in _INPUT_DTYPES:
+                raise ModelError(f"{source} takes {inputs[0].type}; expected float32 or float16 images")
+            self._input_name: str = inputs[0].name
+            self._output_name: str = outputs[0].name
+            self._input_dtype = _INPUT_DTYPES[inputs[0].type]
+            # A static batch axis (an export without dynamic_axes) is served by splitting and zero-padding.
+            self._static_batch: int | None = shape[0] if isinstance(shape[0], int) else None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -111,14 +115,32 @@ class Classifier:
         """Classify one image (path, PIL image, uint8 HWC array) or a list of them, run in batches."""
         if not isinstance(x, list | tuple):
             return self.predict([x], top_k, batch_size)[0]
-        self.check_top_k(top_k)
-        if batch_size < 1:
-            raise UsageError(f"batch_size must be at least 1, got {batch_size}")
+        self._check_args(top_k, batch_size)
         predictions: list[Prediction] = []
         for start in range(0, len(x), batch_size):
             batch = np.stack([self._prepare(item) for item in x[start : start + batch_size]])
             predictions += self.predict_batch(batch, top_k)
         return predictions
+
+    def predict_many(
+        self, items: Sequence[Input], top_k: int = 1, batch_size: int = 64
+    ) -> list[Prediction | ImageError]:
+        """One result per input, in order: its Prediction, or the ImageError saying why it could not be read."""
+        self._check_args(top_k, batch_size)
+        results: list[Prediction | ImageError] = []
+        for start in range(0, len(items), batch_size):
+            results += self.predict_prepared(
+                [self._try_prepare(item) for item in items[start : start + batch_size]], top_k
+            )
+        return results
+
+    def predict_prepared(
+        self, inputs: Sequence[np.ndarray | ImageError], top_k: int = 1
+    ) -> list[Prediction | ImageError]:
+        """Classify preprocessed (3, H, W) inputs as one batch; the errors among them stay in their places."""
+        arrays = [x for x in inputs if isinstance(x, np.ndarray)]
+        predictions = iter(self.predict_batch(np.stack(arrays), top_k) if arrays else [])
+        return [x if isinstance(x, ImageError) else next(predictions) for x in inputs]
 
     def predict_batch(self, batch: np.ndarray, top_k: int = 1) -> list[Prediction]:
         """Classify an already preprocessed float32 (N, 3, H, W) batch."""
@@ -160,10 +182,32 @@ class Classifier:
         except ImageError as e:
             raise ImageError(f"{os.fspath(item)}: {e}") from e  # in a list of paths, say which one
 
+    def _try_prepare(self, item: Input) -> np.ndarray | ImageError:
+        try:
+            return self._prepare(item)
+        except ImageError as e:
+            return e
+
+    def _check_args(self, top_k: int, batch_size: int) -> None:
+        self.check_top_k(top_k)
+        if batch_size < 1:
+            raise UsageError(f"batch_size must be at least 1, got {batch_size}")
+
     def check_top_k(self, top_k: int) -> None:
         """UsageError unless 1 <= top_k <= number of classes."""
         if not 1 <= top_k <= len(self.classes):
             raise UsageError(f"top_k must be between 1 and {len(self.classes)} for this model, got {top_k}")
+
+
+@contextlib.contextmanager
+def _naming_env(model: object) -> Iterator[None]:
+    """A ModelError about a model path nobody typed says where it came from."""
+    try:
+        yield
+    except ModelError as e:
+        if model is None and os.environ.get(ENV_VAR):
+            raise ModelError(f"{e} (the model named by the {ENV_VAR} environment variable)") from e
+        raise
 
 
 def _metadata_map(session: ort.InferenceSession, source: str) -> dict[str, str]:

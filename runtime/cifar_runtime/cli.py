@@ -2,30 +2,44 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
+import textwrap
 import warnings
+from dataclasses import fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from PIL import Image
 
 from cifar_runtime.about import model_lines, runtime_lines, version_line
 from cifar_runtime.api import Classifier
-from cifar_runtime.errors import CifarRuntimeError
+from cifar_runtime.errors import CifarRuntimeError, OutputError
+from cifar_runtime.exitcodes import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_OUTPUT_FAILED,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    MEANINGS,
+)
 from cifar_runtime.infer import DEFAULT_WORKERS, InferConfig, infer_files
+from cifar_runtime.inputs import STDIN
 from cifar_runtime.locate import ENV_VAR
+from cifar_runtime.output import RESUMABLE
 from cifar_runtime.session import quiet_ort_logs
 from cifar_runtime.text import terminal_safe
 
 PROG = "cifar-infer"
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+_CODES = "\n".join(
+    textwrap.fill(text, 96, initial_indent=f"  {code:<3}  ", subsequent_indent=" " * 7)
+    for code, text in MEANINGS.items()
+)
 EPILOG = f"""\b
-Exit codes:
-  0  every input file was classified
-  1  some inputs could not be read: each has an error row, all others were classified and written
-  2  usage error: bad flags, missing or unloadable model
+Exit codes (the same in cifar-train and cifar-export):
+{_CODES}
+
 \b
 Environment:
   {ENV_VAR}  model file to use when --model is not given
@@ -67,14 +81,29 @@ def main(
         typer.Option("--model", "-m", help=f"ONNX model file [default: ${ENV_VAR}, else the bundled model]"),
     ] = None,
     device: Annotated[Device, typer.Option(help="auto: CUDA if it really loads, else CPU.")] = Device.auto,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Also list the K most likely classes.")] = 1,
+    top_k: Annotated[
+        int,
+        typer.Option(
+            "--top-k",
+            "-k",
+            min=1,
+            help="Also list the K most likely classes; at most the model's number of classes, a larger K is refused.",
+        ),
+    ] = 1,
     fmt: Annotated[
-        Format, typer.Option("--format", "-f", help="jsonl/csv: one row per file, streamed.")
+        Format,
+        typer.Option(
+            "--format",
+            "-f",
+            help="jsonl/csv: one row per file, streamed; json/table files are written whole at the end.",
+        ),
     ] = Format.table,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write rows here instead of stdout.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per ONNX Runtime call.")] = 64,
     workers: Annotated[int, typer.Option(min=1, help="Image decoding threads.")] = DEFAULT_WORKERS,
-    resume: Annotated[bool, typer.Option(help="With --output (jsonl/csv): skip files already in it, append.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="With --output (jsonl/csv): skip files classified in it, retry its errors, append.")
+    ] = False,
     info: Annotated[bool, typer.Option("--info", help="Show onnxruntime, providers and model metadata.")] = False,
     version: Annotated[
         bool,
@@ -85,8 +114,6 @@ def main(
     cfg = InferConfig(model, device.value, top_k, fmt.value, output, batch_size, workers, resume)
     with warnings.catch_warnings():  # restored on return, so CliRunner tests leave no trace
         warnings.showwarning = _one_line_warning
-        # Pillow warns (rather than refuses) between 1x and 2x its pixel limit; refuse those too.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
         code = _run(cfg, paths or [], info)
     raise typer.Exit(code)
 
@@ -101,13 +128,38 @@ def _run(cfg: InferConfig, paths: list[str], info: bool) -> int:
         if not paths:
             raise typer.BadParameter("give an image file or folder, or - for stdin", param_hint="PATHS")
         summary = infer_files(cfg, paths, sys.stdin, sys.stdout, sys.stderr)
+    except OutputError as e:
+        _say(f"{PROG}: error: {e}")
+        return EXIT_OUTPUT_FAILED
     except CifarRuntimeError as e:
         _say(f"{PROG}: error: {e}")
         return EXIT_USAGE
-    if summary.files == 0 and not summary.skipped:
-        _say(f"{PROG}: warning: no image files found")
+    except KeyboardInterrupt as e:  # infer_files raises Interrupted, which knows the rows; earlier: none
+        _say(f"{PROG}: {interrupted_line(cfg, paths, getattr(e, 'rows', 0))}")
+        return EXIT_INTERRUPTED
     _say(f"{PROG}: {summary.line()}")
-    return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+    return EXIT_PARTIAL if summary.failed else EXIT_OK
+
+
+def interrupted_line(cfg: InferConfig, paths: list[str], rows: int) -> str:
+    """What Ctrl-C leaves behind and how to go on, in one line."""
+    where = cfg.output or "stdout"
+    if cfg.output is None or cfg.format not in RESUMABLE:
+        return f"interrupted: {rows} rows written to {where}; only --format jsonl or csv with --output can --resume"
+    stdin = " (with the same paths on stdin)" if STDIN in paths else ""
+    return f"interrupted: {rows} rows written to {where}; to continue: {resume_command(cfg, paths)}{stdin}"
+
+
+def resume_command(cfg: InferConfig, paths: list[str]) -> str:
+    """The command that continues `cfg` on `paths`: every setting that is not a default, then --resume."""
+    args = [PROG]
+    default = InferConfig()
+    for field in fields(InferConfig):
+        value = getattr(cfg, field.name)
+        if field.name != "resume" and value != getattr(default, field.name):
+            args += [f"--{field.name.replace('_', '-')}", str(value)]
+    dashes = ["--"] if any(p.startswith("-") and p != STDIN for p in paths) else []  # a file named -x.jpg
+    return shlex.join([*args, "--resume", *dashes, *paths])
 
 
 def _one_line_warning(

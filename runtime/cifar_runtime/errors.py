@@ -21,6 +21,18 @@ class InstallError(CifarRuntimeError):
     """onnxruntime is missing or broken in this environment (often two onnxruntime wheels at once)."""
 
 
+class OutputError(CifarRuntimeError):
+    """Rows could not be written while running (disk full, an I/O error, a closed pipe)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: still a KeyboardInterrupt, and it says how many rows had been written for good."""
+
+    def __init__(self, rows: int) -> None:
+        super().__init__(rows)
+        self.rows = rows
+
+
 class CifarRuntimeWarning(UserWarning):
     """Something works, but not as asked (CUDA fell back to CPU, two onnxruntime wheels installed)."""
 

@@ -5,6 +5,7 @@ batches, stream each row to the output, report progress; the CLI only parses fla
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -13,10 +14,12 @@ from pathlib import Path
 from typing import TextIO
 
 from cifar_runtime.api import Classifier
-from cifar_runtime.errors import UsageError
-from cifar_runtime.inputs import find_images
-from cifar_runtime.output import FORMATS, display_path, done_paths, make_writer
+from cifar_runtime.atomic import atomic_write, replaceable
+from cifar_runtime.errors import Interrupted, OutputError, UsageError
+from cifar_runtime.inputs import STDIN, find_images
+from cifar_runtime.output import FORMATS, RESUMABLE, display_path, make_writer
 from cifar_runtime.pipeline import Result, classify_files
+from cifar_runtime.resume import Resume, read_resume
 from cifar_runtime.status import Progress, Summary
 
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)  # decoding threads; more only compete with ORT for cores
@@ -33,40 +36,56 @@ class InferConfig:
     output: Path | None = None  # None: stdout
     batch_size: int = 64  # images per ONNX Runtime call
     workers: int = DEFAULT_WORKERS
-    resume: bool = False  # skip paths already in `output` and append to it
+    resume: bool = False  # skip paths already classified in `output`, retry its error rows, append
 
 
 def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> Summary:
-    """Classify the image files and folders in `args` (`-`: paths from stdin), writing one row per file."""
+    """Classify the image files and folders in `args` (`-`: paths from stdin), writing one row per file.
+
+    Raises UsageError when nothing is found, OutputError when rows cannot be written, and Interrupted (a
+    KeyboardInterrupt) on Ctrl-C, saying how many rows reached the output for good.
+    """
     _check(cfg)
-    done = done_paths(cfg.output, cfg.format) if cfg.resume and cfg.output else set()
     classifier = Classifier(cfg.model, cfg.device)
     classifier.check_top_k(cfg.top_k)
     inputs = find_images(args, stdin)
-    unreadable = [Result(f, error=why) for f, why in inputs.unreadable if display_path(f) not in done]
-    todo = [path for path in inputs.files if display_path(path) not in done]
+    if not inputs.files and not inputs.unreadable:
+        names = ", ".join("stdin" if a == STDIN else a for a in args[:3]) + (", ..." if len(args) > 3 else "")
+        raise UsageError(f"no image files found in {names}")
+    # Read before the output is opened: resuming cleans the file, and a failure here must leave it as it was.
+    shown = {display_path(path) for path in inputs.files} | {display_path(f) for f, _ in inputs.unreadable}
+    earlier = read_resume(cfg.output, cfg.format, shown) if cfg.resume and cfg.output else Resume()
+    unreadable = [Result(f, error=why) for f, why in inputs.unreadable if display_path(f) not in earlier.done]
+    todo = [path for path in inputs.files if display_path(path) not in earlier.done]
     skipped = len(inputs.files) + len(inputs.unreadable) - len(todo) - len(unreadable)
     # A bar for folders, on a terminal, unless rows are printed to that terminal too (then they are the progress).
     to_terminal = cfg.output is None and stdout.isatty()
-    progress = Progress(len(todo), stderr, enabled=inputs.walked and stderr.isatty() and not to_terminal)
+    progress = Progress(len(unreadable) + len(todo), stderr, inputs.walked and stderr.isatty() and not to_terminal)
     classified = failed = 0
     start = time.perf_counter()
-    with _open_output(cfg, stdout) as stream:
-        appending = stream is not stdout and stream.tell() > 0
-        writer = make_writer(cfg.format, stream, max(map(len, classifier.classes)), header=not appending)
-        writer.begin()
-        for result in unreadable:
-            writer.write(result)
-        results = classify_files(classifier, todo, cfg.top_k, cfg.batch_size, cfg.workers)
-        for n, result in enumerate(results, 1):
-            writer.write(result)
-            classified += result.prediction is not None
-            failed += result.prediction is None
-            progress.update(n)
-        writer.end()
-    progress.close()
+    try:
+        with _open_output(cfg, stdout) as stream:
+            appending = stream is not stdout and stream.tell() > 0
+            writer = make_writer(cfg.format, stream, max(map(len, classifier.classes)), header=not appending)
+            writer.begin()
+            results = classify_files(classifier, todo, cfg.top_k, cfg.batch_size, cfg.workers)
+            for n, result in enumerate(itertools.chain(unreadable, results), 1):
+                writer.write(result)
+                classified += result.prediction is not None
+                failed += result.prediction is None
+                progress.update(n)
+            writer.end()
+    except KeyboardInterrupt as e:
+        # Rows streamed to stdout or to a jsonl/csv file are there for good; a whole-file output is not written.
+        streamed = cfg.output is None or cfg.format in RESUMABLE or not replaceable(cfg.output)
+        raise Interrupted(classified + failed if streamed else 0) from e
+    except OSError as e:  # reads fail inside the pipeline, as error rows: what reaches here is a failed write
+        raise OutputError(f"cannot write {cfg.output or 'stdout'}: {e.strerror or e}") from e
+    finally:
+        progress.close()
     seconds = time.perf_counter() - start
-    return Summary(len(todo) + len(unreadable), classified, failed + len(unreadable), skipped, seconds)
+    files = len(todo) + len(unreadable)
+    return Summary(files, classified, failed, skipped, seconds, retried=earlier.retried)
 
 
 def _check(cfg: InferConfig) -> None:
@@ -74,18 +93,26 @@ def _check(cfg: InferConfig) -> None:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {cfg.format!r}")
     if cfg.resume and cfg.output is None:
         raise UsageError("--resume needs --output FILE: it skips the files already written there")
+    if cfg.resume and cfg.format not in RESUMABLE:
+        raise UsageError(f"--resume needs --format {' or '.join(RESUMABLE)}, not {cfg.format}")
     if cfg.batch_size < 1 or cfg.workers < 1:
         raise UsageError("--batch-size and --workers must be at least 1")
 
 
 @contextlib.contextmanager
 def _open_output(cfg: InferConfig, stdout: TextIO) -> Iterator[TextIO]:
+    """stdout; a jsonl/csv file streamed row by row; or a json/table file written whole, then renamed into place."""
     if cfg.output is None:
         yield stdout
         return
-    try:
-        stream = cfg.output.open("a" if cfg.resume else "w", encoding="utf-8", newline="")
-    except OSError as e:
-        raise UsageError(f"cannot write {cfg.output}: {e.strerror or e}") from e
-    with stream:
+    whole = cfg.format not in RESUMABLE and replaceable(cfg.output)  # never rename over /dev/stdout or a FIFO
+    with contextlib.ExitStack() as stack:
+        try:
+            if whole:
+                stream = stack.enter_context(atomic_write(cfg.output))
+            else:
+                mode = "a" if cfg.resume else "w"
+                stream = stack.enter_context(cfg.output.open(mode, encoding="utf-8", newline=""))
+        except OSError as e:
+            raise UsageError(f"cannot write {cfg.output}: {e.strerror or e}") from e
         yield stream

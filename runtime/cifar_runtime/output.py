@@ -1,5 +1,4 @@
-"""Write Results as a table, json, jsonl or csv, one row per input, each flushed as soon as it is done;
-and read an earlier jsonl/csv output back for --resume.
+"""Write Results as a table, json, jsonl or csv, one row per input, each flushed as soon as it is done.
 
 jsonl/csv rows are exactly {"path", "label", "index", "confidence", "top_k": [{"label", "confidence"}...]}
 for a classified file and {"path", "error"} for one that could not be read (csv: one header for both,
@@ -13,7 +12,6 @@ import io
 import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TextIO
 
 from cifar_runtime.errors import UsageError
@@ -24,7 +22,6 @@ FORMATS = ("table", "json", "jsonl", "csv")
 RESUMABLE = ("jsonl", "csv")
 CSV_COLUMNS = ("path", "label", "index", "confidence", "top_k", "error")
 DIGITS = 6  # confidences are rounded to this many decimals
-_TAIL = 1 << 20  # bytes read back to find a half-written last row; far longer than any row
 
 
 def display_path(path: str) -> str:
@@ -75,16 +72,17 @@ class CsvWriter(Writer):
 
     def begin(self) -> None:
         if self.header:
-            self._emit(_csv_line(CSV_COLUMNS))
+            self._emit(csv_line(CSV_COLUMNS))
 
     def write(self, result: Result) -> None:
         row = to_row(result)
         if "top_k" in row:
             row["top_k"] = json.dumps(row["top_k"], ensure_ascii=False)
-        self._emit(_csv_line([str(row.get(column, "")) for column in CSV_COLUMNS]))
+        self._emit(csv_line([str(row.get(column, "")) for column in CSV_COLUMNS]))
 
 
-def _csv_line(cells: Sequence[str]) -> str:
+def csv_line(cells: Sequence[str]) -> str:
+    """One csv row, newline included."""
     # The csv module quotes only fields holding a character of its line terminator ("\n" here): a "\r" in a
     # file name would be written bare and split the row for every reader, so such a row is quoted whole.
     quoting = csv.QUOTE_ALL if any("\r" in cell for cell in cells) else csv.QUOTE_MINIMAL
@@ -143,37 +141,3 @@ def make_writer(fmt: str, stream: TextIO, label_width: int, header: bool = True)
     if fmt == "table":
         return TableWriter(stream, label_width)
     raise UsageError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-
-
-def done_paths(path: Path, fmt: str) -> set[str]:
-    """Paths (as displayed) already in an earlier jsonl/csv output; drops a half-written last row first."""
-    if fmt not in RESUMABLE:
-        raise UsageError(f"--resume needs --format {' or '.join(RESUMABLE)}, not {fmt}")
-    if not path.exists():
-        return set()
-    _drop_partial_last_line(path)
-    with path.open(encoding="utf-8", newline="") as f:
-        if fmt == "csv":
-            reader = csv.DictReader(f)
-            if reader.fieldnames is not None and tuple(reader.fieldnames) != CSV_COLUMNS:
-                raise UsageError(f"cannot resume: {path} is not a cifar-infer csv ({reader.fieldnames})")
-            return {row["path"] for row in reader}
-        done = set()
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                done.add(json.loads(line)["path"])
-            except (ValueError, KeyError, TypeError) as e:
-                raise UsageError(f"cannot resume: line {number} of {path} is not a cifar-infer row") from e
-        return done
-
-
-def _drop_partial_last_line(path: Path) -> None:
-    """Cut what an interrupted run left after the last newline; only the file's tail is read."""
-    with path.open("r+b") as f:
-        size = f.seek(0, os.SEEK_END)
-        start = f.seek(max(0, size - _TAIL))
-        tail = f.read()
-        if tail and not tail.endswith(b"\n"):
-            f.truncate(start + tail.rfind(b"\n") + 1)  # rfind -1: the tail is one partial row

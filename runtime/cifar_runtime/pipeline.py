@@ -47,15 +47,14 @@ def classify_files(
 
 
 def _classify(classifier: Classifier, batch: list[tuple[str, Future[np.ndarray]]], top_k: int) -> list[Result]:
-    arrays: list[np.ndarray] = []
-    errors: dict[int, str] = {}
-    for i, (_, future) in enumerate(batch):
+    inputs: list[np.ndarray | ImageError] = []
+    for _, future in batch:
         try:
-            arrays.append(future.result())
+            inputs.append(future.result())
         except ImageError as e:
-            errors[i] = str(e)
-    predictions = iter(classifier.predict_batch(np.stack(arrays), top_k) if arrays else [])
+            inputs.append(e)
+    outcomes = classifier.predict_prepared(inputs, top_k)
     return [
-        Result(path, error=errors[i]) if i in errors else Result(path, prediction=next(predictions))
-        for i, (path, _) in enumerate(batch)
+        Result(path, error=str(outcome)) if isinstance(outcome, ImageError) else Result(path, prediction=outcome)
+        for (path, _), outcome in zip(batch, outcomes, strict=True)
     ]

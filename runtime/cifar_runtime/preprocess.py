@@ -14,6 +14,8 @@ Choices a training set never has to make, made here once:
 from __future__ import annotations
 
 import os
+import threading
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,12 +37,13 @@ _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _TRANSPARENT = ("RGBA", "RGBa", "LA", "La", "PA")
 
 ImageLike = Image.Image | np.ndarray
+_OPEN_LOCK = threading.Lock()
 
 
 def load_image(path: str | os.PathLike[str]) -> Image.Image:
     """Decode an image file to upright 8-bit RGB (first frame); ImageError with a one-line reason."""
     try:
-        with Image.open(path) as img:
+        with _open(path) as img:
             limit = Image.MAX_IMAGE_PIXELS or DEFAULT_MAX_PIXELS
             if img.width * img.height > limit:
                 raise ImageError(_bomb_message(img.width, img.height, limit))
@@ -58,6 +61,18 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
         # Pillow's decoders raise many types on corrupt data (OSError, SyntaxError, ValueError,
         # struct.error, EOFError, ...); each of them means the same thing here.
         raise ImageError(f"corrupt or truncated image ({type(e).__name__}: {one_line(e)})") from e
+
+
+def _open(path: str | os.PathLike[str]) -> Image.Image:
+    """Image.open with Pillow's DecompressionBombWarning raised as an error: such an image is refused anyway, and
+    the warning would print beside its error row (or surprise a program using Classifier).
+
+    Warning filters are process-wide before Python 3.14; the lock keeps decoding threads from restoring each
+    other's filters, and only reading the header (not decoding) happens under it.
+    """
+    with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return Image.open(path)
 
 
 def upright(img: Image.Image) -> Image.Image:

@@ -11,6 +11,7 @@ import functools
 import importlib
 import sys
 import warnings
+import zipfile
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -93,8 +94,15 @@ def requested_providers(device: str, providers: Sequence[str] | None) -> list[st
 def open_session(path: Path, device: str = "auto", providers: Sequence[str] | None = None) -> ort.InferenceSession:
     """An InferenceSession for the model file at `path`; ModelError (one line) when it cannot be loaded."""
     wanted = requested_providers(device, providers)
+    if path.is_dir():
+        inside = sorted(path.glob("*.onnx"))
+        example = f", e.g. {inside[0]}" if inside else ""
+        raise ModelError(f"{path} is a folder, not a model file: pass the .onnx file in it{example}")
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
+    not_onnx = _not_onnx(path)
+    if not_onnx:
+        raise ModelError(f"{path} {not_onnx}")
     rt = onnxruntime()
     conflict = install_conflict()
     if conflict:
@@ -121,6 +129,29 @@ def open_session(path: Path, device: str = "auto", providers: Sequence[str] | No
         # stacklevel 3: point at the caller of Classifier(...), the line a user can change
         warnings.warn(f"{unused}; running on {', '.join(active)}", CifarRuntimeWarning, stacklevel=3)
     return session
+
+
+def _not_onnx(path: Path) -> str | None:
+    """What the file is when its first bytes say it cannot be ONNX (which starts with a protobuf field tag)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        return f"cannot be read: {e.strerror or e}"
+    torch_zip = head == b"PK\x03\x04" and _holds_pickle(path)
+    if torch_zip or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):  # pickle protocol
+        return f"is a PyTorch checkpoint, not an ONNX model: export it with `cifar-export onnx {path}`"
+    if head == b"PK\x03\x04":
+        return "is a zip archive, not an ONNX model: unpack it and pass the .onnx file"
+    return None
+
+
+def _holds_pickle(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith(".pkl") for name in archive.namelist())  # torch.save: <name>/data.pkl
+    except zipfile.BadZipFile:
+        return False
 
 
 def quiet_ort_logs() -> None:

@@ -44,14 +44,16 @@ class Summary:
     files: int  # inputs handled in this run (not counting those skipped by --resume)
     classified: int
     failed: int
-    skipped: int  # already in the --resume output
+    skipped: int  # already classified in the --resume output
     seconds: float  # wall time from the first decode to the last row written
+    retried: int = 0  # error rows of the --resume output whose files were tried again
 
     def line(self) -> str:
         """The summary as one line, e.g. '200 files, 199 classified, 1 failed, 812.3 images/s'."""
         rate = self.classified / self.seconds if self.seconds > 0 else 0.0
         skipped = f", {self.skipped} skipped (already in output)" if self.skipped else ""
+        retried = f", {self.retried} earlier failures retried" if self.retried else ""
         return (
-            f"{self.files} files, {self.classified} classified, {self.failed} failed{skipped}, "
+            f"{self.files} files, {self.classified} classified, {self.failed} failed{skipped}{retried}, "
             f"{rate:.1f} images/s ({self.seconds:.2f} s)"
         )

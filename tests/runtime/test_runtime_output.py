@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from cifar_runtime import Prediction, Score, UsageError
-from cifar_runtime.output import CSV_COLUMNS, display_path, done_paths, make_writer, to_row
+from cifar_runtime.output import CSV_COLUMNS, display_path, make_writer, to_row
 from cifar_runtime.pipeline import Result
+from cifar_runtime.resume import Resume, read_resume
 from cifar_runtime.status import Progress, Summary
 
 OK = Result("a/cat.jpg", Prediction("cat", 3, 0.91234567, (Score("cat", 0.91234567), Score("dog", 0.05))))
@@ -78,31 +79,37 @@ def test_non_utf8_file_names_are_escaped_not_crashing() -> None:
     line.encode("utf-8")  # strict: no surrogates left
 
 
-def test_done_paths_reads_back_jsonl_and_csv_and_drops_a_partial_row(tmp_path: Path) -> None:
+def test_read_resume_drops_a_partial_row_and_the_error_rows_it_retries(tmp_path: Path) -> None:
+    inputs = {"a/cat.jpg", "a/bad.jpg"}
     jsonl = tmp_path / "out.jsonl"
     jsonl.write_text(_render("jsonl", [OK, BAD]) + '{"path": "a/half', encoding="utf-8")
-    assert done_paths(jsonl, "jsonl") == {"a/cat.jpg", "a/bad.jpg"}
-    assert jsonl.read_text(encoding="utf-8") == _render("jsonl", [OK, BAD])  # the partial row is gone
+    assert read_resume(jsonl, "jsonl", inputs) == Resume(frozenset({"a/cat.jpg"}), retried=1)
+    assert jsonl.read_text(encoding="utf-8") == _render("jsonl", [OK])  # partial and error rows are gone
     table = tmp_path / "out.csv"
     table.write_text(_render("csv", [OK, BAD]) + "a/half,ca", encoding="utf-8")
-    assert done_paths(table, "csv") == {"a/cat.jpg", "a/bad.jpg"}
-    assert done_paths(tmp_path / "absent.jsonl", "jsonl") == set()
+    assert read_resume(table, "csv", inputs) == Resume(frozenset({"a/cat.jpg"}), retried=1)
+    assert table.read_text(encoding="utf-8") == _render("csv", [OK])  # rewritten byte for byte, one header
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text(_render("jsonl", [OK, BAD]), encoding="utf-8")
+    assert read_resume(kept, "jsonl", {"a/cat.jpg"}).done == inputs  # not an input now: its error row stays
+    assert kept.read_text(encoding="utf-8") == _render("jsonl", [OK, BAD])
+    assert read_resume(tmp_path / "absent.jsonl", "jsonl", inputs) == Resume()
     only_partial = tmp_path / "partial.jsonl"
     only_partial.write_text('{"pa', encoding="utf-8")
-    assert done_paths(only_partial, "jsonl") == set() and only_partial.read_bytes() == b""
+    assert read_resume(only_partial, "jsonl", inputs) == Resume() and only_partial.read_bytes() == b""
 
 
-def test_done_paths_refuses_foreign_files(tmp_path: Path) -> None:
+def test_read_resume_refuses_foreign_files(tmp_path: Path) -> None:
     other = tmp_path / "other.jsonl"
     other.write_text("not json\n", encoding="utf-8")
     with pytest.raises(UsageError, match="line 1 of .* is not a cifar-infer row"):
-        done_paths(other, "jsonl")
+        read_resume(other, "jsonl", set())
     other_csv = tmp_path / "other.csv"
     other_csv.write_text("a,b\n1,2\n", encoding="utf-8")
     with pytest.raises(UsageError, match="not a cifar-infer csv"):
-        done_paths(other_csv, "csv")
+        read_resume(other_csv, "csv", set())
     with pytest.raises(UsageError, match="--resume needs --format jsonl or csv"):
-        done_paths(other, "table")
+        read_resume(other, "table", set())
 
 
 def test_progress_and_summary() -> None:

@@ -80,7 +80,7 @@ def _bad_models(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     for name, content in files.items():
         cases[name][0].write_bytes(content)
     cases["missing"] = (tmp_path / "absent.onnx", "model file not found")
-    cases["folder"] = (tmp_path, "model file not found")
+    cases["folder"] = (tmp_path, "is a folder, not a model file")
     cases["no_metadata"] = (TINY_NOMETA, "lacks the metadata 'arch'")
     return cases
 

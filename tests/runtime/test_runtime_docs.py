@@ -1,0 +1,36 @@
+"""The README states facts the code owns: they are read from the code here, so the two cannot drift apart."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from cifar_runtime.exitcodes import MEANINGS
+from cifar_runtime.metadata import MAX_CLASS_NAME, MAX_INPUT_SIDE
+
+REPO = Path(__file__).resolve().parents[2]
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def section(title: str) -> str:
+    start = README.index(f"\n## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end > 0 else None]
+
+
+def test_readme_exit_code_table_is_the_one_in_the_code() -> None:
+    rows = re.findall(r"^\| (\d+) \| (.+) \|$", section("Exit codes (all three CLIs)"), re.MULTILINE)
+    assert {int(code): meaning for code, meaning in rows} == MEANINGS
+
+
+def test_readme_security_section_states_the_checked_limits() -> None:
+    text = " ".join(section("Security").split())
+    assert f"at most {MAX_CLASS_NAME} characters" in text and f"1 to {MAX_INPUT_SIDE} pixels" in text
+    assert "`mean` in [0, 1], `std` in (0, 1]" in text and "validate_metadata" in text
+    assert "private security advisory" in text
+
+
+def test_every_virtualenv_the_readme_creates_is_ignored_by_git() -> None:
+    ignored = (REPO / ".gitignore").read_text(encoding="utf-8").split()
+    venvs = set(re.findall(r"python3? -m venv (\S+)", README))
+    assert venvs and all(f"{v.rstrip('/')}/" in ignored for v in venvs), (venvs, ignored)
