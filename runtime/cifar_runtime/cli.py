@@ -15,7 +15,7 @@ import typer
 
 from cifar_runtime.about import model_lines, runtime_lines, version_line
 from cifar_runtime.api import Classifier
-from cifar_runtime.errors import CifarRuntimeError, OutputError
+from cifar_runtime.errors import CifarRuntimeError, OutputError, UsageError
 from cifar_runtime.exitcodes import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -29,6 +29,7 @@ from cifar_runtime.inputs import STDIN
 from cifar_runtime.locate import ENV_VAR
 from cifar_runtime.output import RESUMABLE
 from cifar_runtime.session import quiet_ort_logs
+from cifar_runtime.shard import Shard
 from cifar_runtime.text import terminal_safe
 
 PROG = "cifar-infer"
@@ -104,6 +105,14 @@ def main(
     resume: Annotated[
         bool, typer.Option(help="With --output (jsonl/csv): skip files classified in it, retry its errors, append.")
     ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            metavar="K/N",
+            help="Classify only part K of N (K from 0) of the inputs, chosen by a hash of each path; see the README.",
+            show_default=False,
+        ),
+    ] = None,
     info: Annotated[bool, typer.Option("--info", help="Show onnxruntime, providers and model metadata.")] = False,
     version: Annotated[
         bool,
@@ -111,7 +120,12 @@ def main(
     ] = False,
 ) -> None:
     """Classify images with a CIFAR model on ONNX Runtime (no torch needed)."""
-    cfg = InferConfig(model, device.value, top_k, fmt.value, output, batch_size, workers, resume)
+    try:
+        part = Shard.parse(shard) if shard is not None else None
+    except UsageError as e:
+        _say(f"{PROG}: error: {e}")
+        raise typer.Exit(EXIT_USAGE) from None
+    cfg = InferConfig(model, device.value, top_k, fmt.value, output, batch_size, workers, resume, part)
     with warnings.catch_warnings():  # restored on return, so CliRunner tests leave no trace
         warnings.showwarning = _one_line_warning
         code = _run(cfg, paths or [], info)

@@ -20,6 +20,7 @@ from cifar_runtime.inputs import STDIN, find_images
 from cifar_runtime.output import FORMATS, RESUMABLE, display_path, make_writer
 from cifar_runtime.pipeline import Result, classify_files
 from cifar_runtime.resume import Resume, read_resume
+from cifar_runtime.shard import Shard
 from cifar_runtime.status import Progress, Summary
 
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)  # decoding threads; more only compete with ORT for cores
@@ -37,6 +38,7 @@ class InferConfig:
     batch_size: int = 64  # images per ONNX Runtime call
     workers: int = DEFAULT_WORKERS
     resume: bool = False  # skip paths already classified in `output`, retry its error rows, append
+    shard: Shard | None = None  # classify only this shard's part of the inputs
 
 
 def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> Summary:
@@ -48,8 +50,8 @@ def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: Te
     _check(cfg)
     classifier = Classifier(cfg.model, cfg.device)
     classifier.check_top_k(cfg.top_k)
-    inputs = find_images(args, stdin)
-    if not inputs.files and not inputs.unreadable:
+    inputs = find_images(args, stdin, cfg.shard)
+    if not inputs.found:  # an empty shard of a non-empty job is fine: it has nothing to do
         names = ", ".join("stdin" if a == STDIN else a for a in args[:3]) + (", ..." if len(args) > 3 else "")
         raise UsageError(f"no image files found in {names}")
     # Read before the output is opened: resuming cleans the file, and a failure here must leave it as it was.

@@ -2,6 +2,7 @@
 
 The walk follows symlinks but enters each real folder once (by device and inode), so symlink loops end.
 Files named explicitly are taken whatever their extension; inside folders only image extensions count.
+With a Shard, only this shard's part is kept, by the key the shard module describes.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TextIO
+
+from cifar_runtime.shard import Shard
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".tif", ".tiff", ".webp"}
@@ -25,6 +28,7 @@ class Inputs:
     files: tuple[str, ...]
     unreadable: tuple[tuple[str, str], ...]  # (folder, one-line reason)
     walked: bool  # a folder or stdin was expanded: worth a progress bar
+    found: int = 0  # files and unreadable folders before a shard took its part
 
 
 def read_path_list(stream: TextIO) -> list[str]:
@@ -32,7 +36,7 @@ def read_path_list(stream: TextIO) -> list[str]:
     return [line.rstrip("\r\n") for line in stream if line.strip()]
 
 
-def find_images(args: Iterable[str], stdin: TextIO | None = None) -> Inputs:
+def find_images(args: Iterable[str], stdin: TextIO | None = None, shard: Shard | None = None) -> Inputs:
     """Expand files, folders and `-` (paths read from `stdin`, one per line) into image files."""
     args = list(args)
     if STDIN in args and stdin is not None:
@@ -40,22 +44,41 @@ def find_images(args: Iterable[str], stdin: TextIO | None = None) -> Inputs:
         walked = True
     else:
         walked = False
-    files: list[str] = []
-    unreadable: list[tuple[str, str]] = []
+    found = _Found(shard)
     seen: set[tuple[int, int]] = set()  # (st_dev, st_ino) of every folder entered
     for arg in args:
         if os.path.isdir(arg):
-            _walk(arg, files, unreadable, seen)
+            _walk(arg, found, seen)
             walked = True
         else:
-            files.append(arg)  # missing or unreadable files fail at decoding, with their own error row
-    return Inputs(tuple(files), tuple(unreadable), walked)
+            found.file(arg, arg)  # missing or unreadable files fail at decoding, with their own error row
+    return Inputs(tuple(found.files), tuple(found.unreadable), walked, found.count)
 
 
-def _walk(root: str, files: list[str], unreadable: list[tuple[str, str]], seen: set[tuple[int, int]]) -> None:
-    stack = [root]
+class _Found:
+    """What the expansion found, keeping only the shard's part."""
+
+    def __init__(self, shard: Shard | None) -> None:
+        self.shard = shard
+        self.files: list[str] = []
+        self.unreadable: list[tuple[str, str]] = []
+        self.count = 0
+
+    def file(self, path: str, key: str) -> None:
+        self.count += 1
+        if self.shard is None or self.shard.takes(key):
+            self.files.append(path)
+
+    def folder_error(self, path: str, key: str, why: str) -> None:
+        self.count += 1
+        if self.shard is None or self.shard.takes(key):
+            self.unreadable.append((path, why))
+
+
+def _walk(root: str, found: _Found, seen: set[tuple[int, int]]) -> None:
+    stack = [(root, "")]  # (folder, its path relative to root with "/" separators: the shard key's prefix)
     while stack:
-        folder = stack.pop()
+        folder, rel = stack.pop()
         try:
             stat = os.stat(folder)
             if (stat.st_dev, stat.st_ino) in seen:
@@ -64,14 +87,14 @@ def _walk(root: str, files: list[str], unreadable: list[tuple[str, str]], seen: 
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as e:
-            unreadable.append((folder, f"cannot list folder: {e.strerror or type(e).__name__}"))
+            found.folder_error(folder, rel.rstrip("/") or ".", f"cannot list folder: {e.strerror or type(e).__name__}")
             continue
         subfolders = []
         for entry in entries:
             if _is_dir(entry):
-                subfolders.append(entry.path)
+                subfolders.append((entry.path, rel + entry.name + "/"))
             elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
-                files.append(entry.path)  # includes broken symlinks: they fail later, visibly
+                found.file(entry.path, rel + entry.name)  # includes broken symlinks: they fail later, visibly
         stack.extend(reversed(subfolders))  # depth-first, in name order
 
 
