@@ -42,12 +42,15 @@ def read_resume(path: Path, fmt: str, inputs: Collection[str]) -> Resume:
         raise UsageError(f"--resume needs --format {' or '.join(RESUMABLE)}, not {fmt}")
     if not path.exists():
         return Resume()
-    _drop_partial_last_line(path)
-    rows = _read_csv(path) if fmt == "csv" else _read_jsonl(path)
-    kept = [row for row in rows if not (row.failed and row.path in inputs)]
-    if len(kept) < len(rows):
-        with atomic_write(path) as out:
-            out.write((csv_line(CSV_COLUMNS) if fmt == "csv" else "") + "".join(row.text for row in kept))
+    try:
+        _drop_partial_last_line(path)
+        rows = _read_csv(path) if fmt == "csv" else _read_jsonl(path)
+        kept = [row for row in rows if not (row.failed and row.path in inputs)]
+        if len(kept) < len(rows):
+            with atomic_write(path) as out:
+                out.write((csv_line(CSV_COLUMNS) if fmt == "csv" else "") + "".join(row.text for row in kept))
+    except OSError as e:
+        raise UsageError(f"cannot resume from {path}: {e.strerror or e}") from e
     return Resume(frozenset(row.path for row in kept), len(rows) - len(kept))
 
 

@@ -136,6 +136,12 @@ def test_resume_retries_files_that_failed_before(tmp_path: Path, test_images: li
     ]
 
 
+def test_resume_from_an_unreadable_output_is_one_line(tmp_path: Path, test_images: list[Path]) -> None:
+    result = invoke("-m", TINY, "-f", "jsonl", "-o", tmp_path, "--resume", test_images[0])  # a folder
+    assert result.exit_code == EXIT_USAGE
+    assert only_line(result) == f"cifar-infer: error: cannot resume from {tmp_path}: Is a directory"
+
+
 def test_a_pytorch_checkpoint_or_a_folder_as_model_says_what_to_do(
     tmp_path: Path, test_images: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
