@@ -39,11 +39,15 @@ def runtime_lines() -> list[str]:
 
 
 def model_lines(classifier: Classifier) -> list[str]:
-    """The loaded model: file, active providers and every metadata field."""
+    """The loaded model: file, precision and why, active providers, decoding limits and every metadata field."""
     info = classifier.info
     h, w = info.input_size
+    decode = classifier.decode
+    jpeg = "full size (exact)" if decode.exact else "reduced scale when much larger than the input"
     lines = [
         f"providers active: {', '.join(classifier.providers)}",
+        f"precision: {classifier.precision} ({classifier.precision_reason})",
+        f"decoding: at most {decode.max_pixels} pixels per image and at once; JPEG at {jpeg}",
         f"model: {classifier.model_path}",
         f"  arch: {info.arch}",
         f"  classes ({len(info.classes)}): {', '.join(info.classes)}",

@@ -11,18 +11,17 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, overload
+from typing import overload
 
 import numpy as np
 
+from cifar_runtime.decode import DEFAULT_DECODE, DecodeBudget, DecodeConfig
 from cifar_runtime.errors import ImageError, ModelError, UsageError, one_line
 from cifar_runtime.locate import ENV_VAR, resolve_model
 from cifar_runtime.metadata import ModelInfo
-from cifar_runtime.preprocess import ImageLike, check_supported, prepare, prepare_file
-from cifar_runtime.session import open_session, ort_errors
-
-if TYPE_CHECKING:
-    import onnxruntime as ort
+from cifar_runtime.precision import open_model
+from cifar_runtime.preprocess import ImageLike, check_supported, normalize, prepare, read_pixels
+from cifar_runtime.session import ort_errors
 
 Input = str | os.PathLike[str] | ImageLike
 _INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -54,16 +53,20 @@ class Classifier:
         model: str | os.PathLike[str] | None = None,
         device: str = "auto",
         providers: Sequence[str] | None = None,
+        precision: str | None = None,
+        decode: DecodeConfig = DEFAULT_DECODE,
     ) -> None:
-        self.model_path: Path = resolve_model(model)
+        """`precision`: None runs the file as given; auto | fp32 | int8 | fp16 pick its sibling file (see
+        `cifar_runtime.precision`). `decode`: the limits and JPEG scaling applied to image files."""
         with _naming_env(model):
-            self._session = open_session(self.model_path, device, providers)
+            opened = open_model(resolve_model(model), precision, device, providers)
+            self.model_path: Path = opened.path  # the file that runs: with a precision, maybe a sibling
+            self.precision_reason: str = opened.why  # one line, e.g. "auto: int8 on CPU (... loses 0.10 ...)"
+            self.info: ModelInfo = opened.info
+            self._session = opened.session
             source = str(self.model_path)
-            inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-            out_shape = outputs[0].shape  # e.g. ["N", 10]
-            width = out_shape[1] if len(out_shape) == 2 and isinstance(out_shape[1], int) else None
-            self.info: ModelInfo = ModelInfo.from_props(_metadata_map(self._session, source), source, width)
             check_supported(self.info, source)
+            inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
             if len(inputs) != 1:
                 raise ModelError(f"{source} has {len(inputs)} inputs; expected one image batch: re-export it")
             shape = inputs[0].shape  # e.g. ["N", 3, 32, 32]; a str or None marks a dynamic axis
@@ -85,6 +88,14 @@ class Classifier:
             self._input_dtype = _INPUT_DTYPES[inputs[0].type]
             # A static batch axis (an export without dynamic_axes) is served by splitting and zero-padding.
             self._static_batch: int | None = shape[0] if isinstance(shape[0], int) else None
+        self.decode = decode
+        # Shared by every thread that decodes through this classifier: worst case x concurrency stays bounded.
+        self._budget = DecodeBudget(decode.max_pixels)
+
+    @property
+    def precision(self) -> str:
+        """The precision of the weights that run: "fp32", "int8" or "fp16" (from the file's metadata)."""
+        return self.info.precision
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -174,11 +185,15 @@ class Classifier:
             )
         return out.astype(np.float32, copy=False)
 
+    def read_pixels(self, path: str | os.PathLike[str]) -> np.ndarray:
+        """Decode one image file within this classifier's limits, resized: uint8 (H, W, 3); ImageError if unreadable."""
+        return read_pixels(path, self.info, self.decode, self._budget)
+
     def _prepare(self, item: Input) -> np.ndarray:
         if not isinstance(item, str | os.PathLike):
             return prepare(item, self.info)
         try:
-            return prepare_file(item, self.info)
+            return normalize(self.read_pixels(item), self.info)
         except ImageError as e:
             raise ImageError(f"{os.fspath(item)}: {e}") from e  # in a list of paths, say which one
 
@@ -208,13 +223,6 @@ def _naming_env(model: object) -> Iterator[None]:
         if model is None and os.environ.get(ENV_VAR):
             raise ModelError(f"{e} (the model named by the {ENV_VAR} environment variable)") from e
         raise
-
-
-def _metadata_map(session: ort.InferenceSession, source: str) -> dict[str, str]:
-    try:
-        return dict(session.get_modelmeta().custom_metadata_map)
-    except UnicodeDecodeError as e:  # ONNX Runtime hands strings over as they are in the file
-        raise ModelError(f"{source} has metadata that is not valid UTF-8: re-export it with `cifar-export`") from e
 
 
 def to_predictions(logits: np.ndarray, classes: Sequence[str], top_k: int = 1) -> list[Prediction]:

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from cifar_runtime.about import model_lines, runtime_lines, version_line
-from cifar_runtime.api import Classifier
+from cifar_runtime.decode import DEFAULT_MAX_PIXELS, return_large_frees_to_os
 from cifar_runtime.errors import CifarRuntimeError, OutputError, UsageError
 from cifar_runtime.exitcodes import (
     EXIT_INTERRUPTED,
@@ -28,6 +28,7 @@ from cifar_runtime.infer import DEFAULT_WORKERS, InferConfig, infer_files
 from cifar_runtime.inputs import STDIN
 from cifar_runtime.locate import ENV_VAR
 from cifar_runtime.output import RESUMABLE
+from cifar_runtime.precision import AUTO_MAX_DROP
 from cifar_runtime.session import quiet_ort_logs
 from cifar_runtime.shard import Shard
 from cifar_runtime.text import terminal_safe
@@ -51,6 +52,13 @@ class Device(StrEnum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
+
+
+class Precision(StrEnum):
+    auto = "auto"
+    fp32 = "fp32"
+    int8 = "int8"
+    fp16 = "fp16"
 
 
 class Format(StrEnum):
@@ -113,6 +121,27 @@ def main(
             show_default=False,
         ),
     ] = None,
+    precision: Annotated[
+        Precision,
+        typer.Option(
+            help=f"auto: the model's int8 sibling on CPU when its recorded accuracy drop is <= {AUTO_MAX_DROP} points, "
+            "else fp32; fp32 / int8 / fp16 (CUDA only): that sibling file (NAME.onnx, NAME.int8.onnx, NAME.fp16.onnx)."
+        ),
+    ] = Precision.auto,
+    max_pixels: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Refuse, unread, any image declaring more pixels (width x height); it gets an error row. "
+            "Images decoded at once share this many pixels.",
+        ),
+    ] = DEFAULT_MAX_PIXELS,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact", help="Decode large JPEGs at full size (slower, more memory) instead of at 1/2 to 1/8 scale."
+        ),
+    ] = False,
     info: Annotated[bool, typer.Option("--info", help="Show onnxruntime, providers and model metadata.")] = False,
     version: Annotated[
         bool,
@@ -125,7 +154,20 @@ def main(
     except UsageError as e:
         _say(f"{PROG}: error: {e}")
         raise typer.Exit(EXIT_USAGE) from None
-    cfg = InferConfig(model, device.value, top_k, fmt.value, output, batch_size, workers, resume, part)
+    cfg = InferConfig(
+        model=model,
+        device=device.value,
+        top_k=top_k,
+        format=fmt.value,
+        output=output,
+        batch_size=batch_size,
+        workers=workers,
+        resume=resume,
+        shard=part,
+        precision=precision.value,
+        max_pixels=max_pixels,
+        exact=exact,
+    )
     with warnings.catch_warnings():  # restored on return, so CliRunner tests leave no trace
         warnings.showwarning = _one_line_warning
         code = _run(cfg, paths or [], info)
@@ -135,8 +177,9 @@ def main(
 def _run(cfg: InferConfig, paths: list[str], info: bool) -> int:
     try:
         quiet_ort_logs()  # ORT's own multi-line warnings would duplicate our one-line ones
+        return_large_frees_to_os()  # this process owns the heap: keep a freed large image from staying resident
         if info:
-            for line in runtime_lines() + model_lines(Classifier(cfg.model, cfg.device)):
+            for line in runtime_lines() + model_lines(cfg.classifier()):
                 _say(line, err=False)
             return EXIT_OK
         if not paths:
@@ -170,8 +213,9 @@ def resume_command(cfg: InferConfig, paths: list[str]) -> str:
     default = InferConfig()
     for field in fields(InferConfig):
         value = getattr(cfg, field.name)
+        flag = f"--{field.name.replace('_', '-')}"
         if field.name != "resume" and value != getattr(default, field.name):
-            args += [f"--{field.name.replace('_', '-')}", str(value)]
+            args += [flag] if value is True else [flag, str(value)]  # a switch (--exact) takes no value
     dashes = ["--"] if any(p.startswith("-") and p != STDIN for p in paths) else []  # a file named -x.jpg
     return shlex.join([*args, "--resume", *dashes, *paths])
 

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from cifar_runtime.api import Classifier
 from cifar_runtime.atomic import atomic_write, replaceable
+from cifar_runtime.decode import DEFAULT_MAX_PIXELS, DecodeConfig
 from cifar_runtime.errors import Interrupted, OutputError, UsageError
 from cifar_runtime.inputs import STDIN, find_images
 from cifar_runtime.output import FORMATS, RESUMABLE, display_path, make_writer
@@ -39,6 +40,14 @@ class InferConfig:
     workers: int = DEFAULT_WORKERS
     resume: bool = False  # skip paths already classified in `output`, retry its error rows, append
     shard: Shard | None = None  # classify only this shard's part of the inputs
+    precision: str = "auto"  # auto | fp32 | int8 | fp16: which file of the model runs (cifar_runtime.precision)
+    max_pixels: int = DEFAULT_MAX_PIXELS  # an image declaring more pixels is refused, unread
+    exact: bool = False  # decode JPEGs at full size instead of at reduced scale
+
+    def classifier(self) -> Classifier:
+        """The Classifier these settings describe."""
+        decode = DecodeConfig(self.max_pixels, self.exact)
+        return Classifier(self.model, self.device, precision=self.precision, decode=decode)
 
 
 def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> Summary:
@@ -48,7 +57,7 @@ def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: Te
     KeyboardInterrupt) on Ctrl-C, saying how many rows reached the output for good.
     """
     _check(cfg)
-    classifier = Classifier(cfg.model, cfg.device)
+    classifier = cfg.classifier()
     classifier.check_top_k(cfg.top_k)
     inputs = find_images(args, stdin, cfg.shard)
     if not inputs.found:  # an empty shard of a non-empty job is fine: it has nothing to do
@@ -97,8 +106,8 @@ def _check(cfg: InferConfig) -> None:
         raise UsageError("--resume needs --output FILE: it skips the files already written there")
     if cfg.resume and cfg.format not in RESUMABLE:
         raise UsageError(f"--resume needs --format {' or '.join(RESUMABLE)}, not {cfg.format}")
-    if cfg.batch_size < 1 or cfg.workers < 1:
-        raise UsageError("--batch-size and --workers must be at least 1")
+    if cfg.batch_size < 1 or cfg.workers < 1 or cfg.max_pixels < 1:
+        raise UsageError("--batch-size, --workers and --max-pixels must be at least 1")
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ import numpy as np
 
 from cifar_runtime.api import Classifier, Prediction
 from cifar_runtime.errors import ImageError
-from cifar_runtime.preprocess import prepare_file
+from cifar_runtime.preprocess import normalize_batch
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,17 @@ class Result:
 def classify_files(
     classifier: Classifier, paths: Iterable[str], top_k: int = 1, batch_size: int = 64, workers: int = 2
 ) -> Iterator[Result]:
-    """One Result per path, in input order, yielded a batch at a time."""
+    """One Result per path, in input order, yielded a batch at a time.
+
+    At most `workers` images are decoded at once (and within the classifier's pixel budget); at most two batches
+    are in flight, one decoding while the one before it is classified, so memory stays bounded however many
+    files there are.
+    """
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cifar-decode")
-    # At most two batches in flight: one being decoded while the one before it is classified, so memory
-    # stays bounded however many files there are.
-    pending: deque[tuple[str, Future[np.ndarray]]] = deque()
+    pending: deque[tuple[str, Future[np.ndarray]]] = deque()  # (path, its uint8 (H, W, 3) pixels)
     try:
         for path in paths:
-            pending.append((path, pool.submit(prepare_file, path, classifier.info)))
+            pending.append((path, pool.submit(classifier.read_pixels, path)))
             if len(pending) == 2 * batch_size:
                 yield from _classify(classifier, [pending.popleft() for _ in range(batch_size)], top_k)
         while pending:
@@ -47,14 +50,16 @@ def classify_files(
 
 
 def _classify(classifier: Classifier, batch: list[tuple[str, Future[np.ndarray]]], top_k: int) -> list[Result]:
-    inputs: list[np.ndarray | ImageError] = []
-    for _, future in batch:
+    pixels: list[np.ndarray] = []
+    errors: dict[int, str] = {}
+    for i, (_, future) in enumerate(batch):
         try:
-            inputs.append(future.result())
+            pixels.append(future.result())
         except ImageError as e:
-            inputs.append(e)
-    outcomes = classifier.predict_prepared(inputs, top_k)
+            errors[i] = str(e)
+    inputs = normalize_batch(np.stack(pixels), classifier.info) if pixels else None  # (N, 3, H, W)
+    predictions = iter(classifier.predict_batch(inputs, top_k) if inputs is not None else [])
     return [
-        Result(path, error=str(outcome)) if isinstance(outcome, ImageError) else Result(path, prediction=outcome)
-        for (path, _), outcome in zip(batch, outcomes, strict=True)
+        Result(path, error=errors[i]) if i in errors else Result(path, prediction=next(predictions))
+        for i, (path, _) in enumerate(batch)
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib
+import re
 import sys
 import warnings
 import zipfile
@@ -35,6 +36,7 @@ ORT_WHEELS = (
     "onnxruntime-openvino",
     "onnxruntime-qnn",
 )
+_TOO_NEW = re.compile(r"Unsupported model IR version: \d+, max supported IR version: \d+")  # ORT's words
 _REPAIR = "pip uninstall -y {wheels} && pip install onnxruntime (CPU) or onnxruntime-gpu (CUDA)"
 
 
@@ -115,12 +117,12 @@ def open_session(path: Path, device: str = "auto", providers: Sequence[str] | No
         session = _create(rt, path, usable)
     except ort_errors() as e:
         if usable == [CPU]:
-            raise ModelError(f"cannot load model {path}: {one_line(e)}") from e
+            raise ModelError(f"cannot load model {path}: {_load_error(rt, e)}") from e
         # An accelerator failed while building the session; if CPU loads the file, the model is fine.
         try:
             session = _create(rt, path, [CPU])
         except ort_errors() as cpu_error:
-            raise ModelError(f"cannot load model {path}: {one_line(cpu_error)}") from cpu_error
+            raise ModelError(f"cannot load model {path}: {_load_error(rt, cpu_error)}") from cpu_error
         reasons.update({p: f"ONNX Runtime: {one_line(e)}" for p in usable if p != CPU})
     active = session.get_providers()
     reasons.update({p: _load_failure_reason(rt, p) for p in usable if p not in active and p not in reasons})
@@ -167,6 +169,14 @@ def _create(rt: ModuleType, path: Path, providers: list[str]) -> ort.InferenceSe
     session = rt.InferenceSession(str(path), sess_options=options, providers=providers, enable_fallback=0)
     session.disable_fallback()
     return session
+
+
+def _load_error(rt: ModuleType, e: BaseException) -> str:
+    """ORT's reason in one line; a file too new for this onnxruntime says so first (ORT puts that at the end)."""
+    too_new = _TOO_NEW.search(str(e))
+    if too_new:
+        return f"it needs a newer onnxruntime than {rt.__version__} ({too_new.group()}): pip install -U onnxruntime"
+    return one_line(e)
 
 
 def _not_built_reason(provider: str) -> str:

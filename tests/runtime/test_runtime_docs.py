@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from cifar_runtime.decode import DEFAULT_MAX_PIXELS, DRAFT_FACTOR
 from cifar_runtime.exitcodes import MEANINGS
 from cifar_runtime.metadata import MAX_CLASS_NAME, MAX_INPUT_SIDE
+from cifar_runtime.precision import AUTO_MAX_DROP
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -34,3 +36,10 @@ def test_every_virtualenv_the_readme_creates_is_ignored_by_git() -> None:
     ignored = (REPO / ".gitignore").read_text(encoding="utf-8").split()
     venvs = set(re.findall(r"python3? -m venv (\S+)", README))
     assert venvs and all(f"{v.rstrip('/')}/" in ignored for v in venvs), (venvs, ignored)
+
+
+def test_readme_states_the_limits_and_the_auto_precision_rule_of_the_code() -> None:
+    limits = " ".join(section("Runtime: `cifar-infer` and `Classifier`").split())
+    assert f"(default {DEFAULT_MAX_PIXELS:,} = 4096 × 4096)" in limits and DEFAULT_MAX_PIXELS == 4096 * 4096
+    assert f"at least {DRAFT_FACTOR} × the input's (128 px for 32 × 32)" in limits
+    assert f"recorded accuracy drop is at most {AUTO_MAX_DROP} points" in limits

@@ -1,0 +1,206 @@
+"""Image files -> upright 8-bit RGB, with the memory a decode may take bounded by design, whatever a file declares.
+
+Everything below is decided from the file's header, before a pixel is decoded:
+- an image that declares more than `max_pixels` pixels (default 4096 x 4096) is refused with an ImageError: it is
+  never decoded, so a few-hundred-byte file declaring 60000 x 60000 costs nothing;
+- a JPEG much larger than the model input is decoded by libjpeg at 1/2, 1/4 or 1/8 scale (Pillow's `draft`),
+  keeping each side at least DRAFT_FACTOR x the model's, unless `exact`; the pixels then differ slightly from a
+  full decode (the bench measures the top-1 agreement), and memory and time drop by up to 64x;
+- the images being decoded at once hold at most `max_pixels` pixels between them (a DecodeBudget shared by all
+  threads), so the worst case is one maximal image, never one per thread. The costliest decode measured (WebP:
+  Pillow's decoder keeps two RGBA canvases and a copy) takes under 16 bytes per pixel: about 260 MB at the
+  default, on top of the process itself; every other mode takes at most 12.
+A process that decodes many large images should also call `return_large_frees_to_os` once (the CLI does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+from cifar_runtime.errors import ImageError, UsageError, one_line
+
+DEFAULT_MAX_PIXELS = 4096 * 4096  # 16.8 Mpx: 500x the pixels a 32x32 classifier reads from a 24 Mpx photo's JPEG
+DRAFT_FACTOR = 4  # a JPEG is decoded reduced only while both sides stay >= 4x the model input's
+MMAP_THRESHOLD = 1 << 20  # bytes: glibc serves bigger allocations by mmap, returned to the OS when freed
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
+STRIP_ROWS = 256  # rows converted at a time, so a mode conversion never holds a float64 copy of a whole image
+WHITE = (255, 255, 255, 255)
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_TRANSPARENT = ("RGBA", "RGBa", "LA", "La", "PA")
+_OPEN_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """How image files are decoded; the `cifar-infer` flags of the same names."""
+
+    max_pixels: int = DEFAULT_MAX_PIXELS  # width x height a file may declare; bigger ones are refused unread
+    exact: bool = False  # True: decode JPEGs at full size (slower, more memory), never at reduced scale
+
+    def __post_init__(self) -> None:
+        if self.max_pixels < 1:
+            raise UsageError(f"max_pixels must be at least 1, got {self.max_pixels}")
+
+
+DEFAULT_DECODE = DecodeConfig()
+
+
+class DecodeBudget:
+    """A weighted semaphore: images decoded at once hold at most `capacity` pixels; a bigger one waits its turn."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.in_use = 0  # pixels held by the decodes running now
+        self.peak = 0  # the most pixels ever held at once (the tests read it)
+        self._free = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        """Block until `pixels` fit (alone, an image may take the whole budget), hold them for the block."""
+        pixels = min(pixels, self.capacity)
+        with self._free:
+            self._free.wait_for(lambda: self.in_use + pixels <= self.capacity)
+            self.in_use += pixels
+            self.peak = max(self.peak, self.in_use)
+        try:
+            yield
+        finally:
+            with self._free:
+                self.in_use -= pixels
+                self._free.notify_all()
+
+
+@contextlib.contextmanager
+def decoded(
+    path: str | os.PathLike[str],
+    decode: DecodeConfig = DEFAULT_DECODE,
+    size: tuple[int, int] | None = None,
+    budget: DecodeBudget | None = None,
+) -> Iterator[Image.Image]:
+    """The image file at `path` as upright 8-bit RGB (first frame), held within the budget while the block runs.
+
+    `size` (H, W) is what the image will be resized to: a JPEG much larger than it is decoded at reduced scale.
+    Raises ImageError with a one-line reason for anything that is not a readable image within the limits.
+    """
+    with _as_image_error(), _open(path) as img:
+        declared = img.width * img.height
+        if declared > decode.max_pixels:
+            raise ImageError(
+                f"refused as a possible decompression bomb: it declares {img.width}x{img.height} = {declared} "
+                f"pixels, over the limit of {decode.max_pixels} (max_pixels)"
+            )
+        if size is not None and not decode.exact:
+            side = DRAFT_FACTOR * max(size)  # square: an EXIF rotation may swap the sides later
+            # JPEG (and MPO): the largest of 1/8, 1/4, 1/2 that keeps both sides >= side; other formats: no-op
+            img.draft(None, (side, side))
+        # A progressive JPEG keeps every DCT coefficient of the full image in memory, whatever the scale.
+        cost = declared if img.info.get("progressive") else img.width * img.height
+        with budget.hold(cost) if budget is not None else contextlib.nullcontext():
+            img.load()  # decode now, inside the error mapping: truncation and corrupt data surface here
+            yield to_rgb(upright(img))
+
+
+def load_image(
+    path: str | os.PathLike[str], decode: DecodeConfig = DEFAULT_DECODE, size: tuple[int, int] | None = None
+) -> Image.Image:
+    """Decode an image file to upright 8-bit RGB (first frame); ImageError with a one-line reason."""
+    with decoded(path, decode, size) as rgb:
+        return rgb
+
+
+@contextlib.contextmanager
+def _as_image_error() -> Iterator[None]:
+    try:
+        yield
+    except ImageError:
+        raise
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        raise ImageError(e.strerror or type(e).__name__) from e
+    except UnidentifiedImageError as e:
+        raise ImageError("not an image file Pillow can read") from e
+    except Image.DecompressionBombError as e:  # over Pillow's own hard limit, 2 x PIL.Image.MAX_IMAGE_PIXELS
+        raise ImageError(f"refused as a possible decompression bomb: {one_line(e)}") from e
+    except Exception as e:
+        # Pillow's decoders raise many types on corrupt data (OSError, SyntaxError, ValueError,
+        # struct.error, EOFError, ...); each of them means the same thing here.
+        raise ImageError(f"corrupt or truncated image ({type(e).__name__}: {one_line(e)})") from e
+
+
+def _open(path: str | os.PathLike[str]) -> Image.Image:
+    """Image.open without Pillow's DecompressionBombWarning: `decoded` applies its own, lower limit next, and the
+    warning would print beside the error row (or surprise a program using Classifier).
+
+    Warning filters are process-wide before Python 3.14; the lock keeps decoding threads from restoring each
+    other's filters, and only reading the header (not decoding) happens under it.
+    """
+    with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation, as photo viewers do; the image itself when it has none to apply."""
+    if img.getexif().get(ExifTags.Base.Orientation, 1) == 1:
+        return img  # exif_transpose would copy it: a waste for large photos
+    return ImageOps.exif_transpose(img)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode as 8-bit RGB, by the rules in `cifar_runtime.preprocess`'s docstring."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in _SIXTEEN_BIT or img.mode == "F":
+        return Image.fromarray(_to_uint8(img)).convert("RGB")
+    if img.mode in _TRANSPARENT or (img.mode == "P" and "transparency" in img.info):
+        return _on_white(img)
+    return img.convert("RGB")
+
+
+def _on_white(img: Image.Image) -> Image.Image:
+    """Composite on white a strip at a time: the same pixels as one alpha_composite, without three full copies."""
+    out = Image.new("RGB", img.size)
+    for top in range(0, img.height, STRIP_ROWS):
+        strip = img.crop((0, top, img.width, min(top + STRIP_ROWS, img.height))).convert("RGBA")
+        out.paste(Image.alpha_composite(Image.new("RGBA", strip.size, WHITE), strip).convert("RGB"), (0, top))
+    return out
+
+
+def _to_uint8(img: Image.Image) -> np.ndarray:
+    """High bit-depth greyscale pixels -> uint8 (H, W), by the rules in `cifar_runtime.preprocess`'s docstring."""
+    a = np.asarray(img)  # (H, W) uint16, int32 or float32
+    # Float images are read as 0..1 when their maximum is <= 1; NaN counts as 0 (np.fmax skips it).
+    unit = img.mode == "F" and a.size and not np.fmax.reduce(a, axis=None, initial=-np.inf) > 1
+    out = np.empty(a.shape, np.uint8)
+    for top in range(0, a.shape[0], STRIP_ROWS):
+        x = a[top : top + STRIP_ROWS].astype(np.float64)
+        if img.mode == "F":
+            x = np.nan_to_num(x, nan=0.0, posinf=255.0, neginf=0.0)
+            x = x * 255 if unit else x
+        else:
+            x = x / 257  # 65535 -> 255 exactly
+        out[top : top + STRIP_ROWS] = np.clip(np.rint(x), 0, 255)
+    return out
+
+
+def return_large_frees_to_os() -> None:
+    """Make glibc allocate every block over MMAP_THRESHOLD with mmap, process-wide; elsewhere, do nothing.
+
+    By default glibc raises that threshold to the largest block freed so far (up to 32 MB), so after one large
+    image Pillow's 16 MB blocks come from per-thread heaps that keep them: measured, a folder of maximal images
+    then peaked at 550-600 MB instead of 360 MB.
+    """
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError, TypeError):  # not glibc: macOS and musl have no mallopt, Windows no libc
+        return
+    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)  # setting it also switches off the dynamic raise
