@@ -21,8 +21,9 @@ import ctypes.util
 import os
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -38,6 +39,7 @@ WHITE = (255, 255, 255, 255)
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _TRANSPARENT = ("RGBA", "RGBa", "LA", "La", "PA")
 _OPEN_LOCK = threading.Lock()
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -80,16 +82,17 @@ class DecodeBudget:
                 self._free.notify_all()
 
 
-@contextlib.contextmanager
-def decoded(
+def decode_file(
     path: str | os.PathLike[str],
+    finish: Callable[[Image.Image], T],
     decode: DecodeConfig = DEFAULT_DECODE,
     size: tuple[int, int] | None = None,
     budget: DecodeBudget | None = None,
-) -> Iterator[Image.Image]:
-    """The image file at `path` as upright 8-bit RGB (first frame), held within the budget while the block runs.
+) -> T:
+    """`finish(image)` of the file at `path` decoded to upright 8-bit RGB (first frame), all within the budget.
 
-    `size` (H, W) is what the image will be resized to: a JPEG much larger than it is decoded at reduced scale.
+    `size` (H, W) is what `finish` will resize to: a JPEG much larger than it is decoded at reduced scale. The
+    decoded pixels are released before the budget is, so the next large image never meets this one in memory.
     Raises ImageError with a one-line reason for anything that is not a readable image within the limits.
     """
     with _as_image_error(), _open(path) as img:
@@ -106,16 +109,25 @@ def decoded(
         # A progressive JPEG keeps every DCT coefficient of the full image in memory, whatever the scale.
         cost = declared if img.info.get("progressive") else img.width * img.height
         with budget.hold(cost) if budget is not None else contextlib.nullcontext():
-            img.load()  # decode now, inside the error mapping: truncation and corrupt data surface here
-            yield to_rgb(upright(img))
+            out = None
+            try:
+                img.load()  # decode now, inside the error mapping: truncation and corrupt data surface here
+                out = finish(to_rgb(upright(img)))  # the converted copies are freed as soon as `finish` returns
+                return out
+            finally:
+                if out is not img:  # also on errors, whose traceback would keep the image alive past the budget
+                    img.close()  # frees the decoded pixels now, not when the garbage collector gets to them
 
 
 def load_image(
     path: str | os.PathLike[str], decode: DecodeConfig = DEFAULT_DECODE, size: tuple[int, int] | None = None
 ) -> Image.Image:
     """Decode an image file to upright 8-bit RGB (first frame); ImageError with a one-line reason."""
-    with decoded(path, decode, size) as rgb:
-        return rgb
+    return decode_file(path, _same, decode, size)
+
+
+def _same(img: Image.Image) -> Image.Image:
+    return img
 
 
 @contextlib.contextmanager

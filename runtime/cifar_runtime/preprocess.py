@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from cifar_runtime.decode import DEFAULT_DECODE, DecodeBudget, DecodeConfig, decoded, load_image, to_rgb, upright
+from cifar_runtime.decode import DEFAULT_DECODE, DecodeBudget, DecodeConfig, decode_file, load_image, to_rgb, upright
 from cifar_runtime.errors import ModelError, UsageError
 from cifar_runtime.metadata import ModelInfo
 
@@ -104,8 +104,11 @@ def read_pixels(
     budget: DecodeBudget | None = None,
 ) -> np.ndarray:
     """Decode one image file and resize it to the model's input: uint8 (H, W, 3); ImageError when unreadable."""
-    with decoded(path, decode, info.input_size, budget) as rgb:
-        return np.asarray(resize(rgb, info.input_size, info.interpolation))  # a copy: the big image is let go
+
+    def small(rgb: Image.Image) -> np.ndarray:
+        return np.asarray(resize(rgb, info.input_size, info.interpolation))  # a copy: nothing big stays referenced
+
+    return decode_file(path, small, decode, info.input_size, budget)
 
 
 def check_supported(info: ModelInfo, source: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -18,9 +17,10 @@ from typer.testing import CliRunner
 
 from cifar_runtime import Classifier, ImageError
 from cifar_runtime import decode as decode_module
+from cifar_runtime.bench import run_cli
 from cifar_runtime.bench_files import BIG, hostile_headers, upscaled_photos
 from cifar_runtime.cli import app
-from cifar_runtime.decode import DEFAULT_MAX_PIXELS, DecodeBudget, DecodeConfig, decoded
+from cifar_runtime.decode import DEFAULT_MAX_PIXELS, DecodeBudget, DecodeConfig, load_image
 from cifar_runtime.exitcodes import EXIT_OK, EXIT_PARTIAL
 from cifar_runtime.pipeline import classify_files
 
@@ -56,21 +56,17 @@ def test_declared_size_over_the_limit_is_refused_before_decoding(
     assert loaded == []  # not one of them reached a decoder
 
 
-def test_every_hostile_file_is_one_error_row_and_the_process_stays_small(hostile: Path) -> None:
-    proc = subprocess.Popen(
-        [SCRIPT, "-m", TINY, "-f", "jsonl", hostile], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    stdout, stderr = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
-    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS, not the largest of all children
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    rows = [json.loads(line) for line in stdout.splitlines()]
-    assert proc.returncode == EXIT_PARTIAL, stderr
+def test_every_hostile_file_is_one_error_row_and_the_process_stays_small(hostile: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rows.jsonl"
+    run = run_cli(["-m", str(TINY), str(hostile)], out)  # a real cifar-infer process; its own peak RSS
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert run.exit_code == EXIT_PARTIAL, run.stderr
     assert sorted(Path(r["path"]).name for r in rows) == sorted(p.name for p in hostile.iterdir())
     over = [r for r in rows if "_big." in r["path"] or "_huge." in r["path"]]
     assert len(over) == 8 and all(set(r) == {"path", "error"} for r in over)
-    (line,) = stderr.splitlines()  # the summary; nothing else reached stderr
+    (line,) = run.stderr.splitlines()  # the summary; nothing else reached stderr
     assert line.startswith(f"cifar-infer: {len(rows)} files, ")
-    assert usage.ru_maxrss / 1024 < RSS_TARGET_MB  # KiB on Linux
+    assert 0 < run.peak_rss_mb < RSS_TARGET_MB
 
 
 def test_max_pixels_is_the_limit_and_can_be_raised(tmp_path: Path, test_images: list[Path]) -> None:
@@ -91,16 +87,12 @@ def test_max_pixels_is_the_limit_and_can_be_raised(tmp_path: Path, test_images: 
 def test_a_large_jpeg_decodes_at_reduced_scale_unless_exact(tmp_path: Path, photo: Image.Image) -> None:
     path = tmp_path / "big.jpg"
     photo.resize((1000, 600)).save(path, quality=90)
-    with decoded(path, DecodeConfig(), (32, 32)) as rgb:
-        assert rgb.size == (250, 150)  # 1/4: the largest scale keeping both sides >= 4 x 32
-    with decoded(path, DecodeConfig(exact=True), (32, 32)) as rgb:
-        assert rgb.size == (1000, 600)
-    with decoded(path, DecodeConfig(), None) as rgb:  # no target size: nothing to reduce towards
-        assert rgb.size == (1000, 600)
+    assert load_image(path, DecodeConfig(), (32, 32)).size == (250, 150)  # 1/4: the largest keeping sides >= 4x32
+    assert load_image(path, DecodeConfig(exact=True), (32, 32)).size == (1000, 600)
+    assert load_image(path, DecodeConfig(), None).size == (1000, 600)  # no target size: nothing to reduce towards
     png = tmp_path / "big.png"
     photo.resize((1000, 600)).save(png)
-    with decoded(png, DecodeConfig(), (32, 32)) as rgb:  # only JPEG has a reduced-scale decode
-        assert rgb.size == (1000, 600)
+    assert load_image(png, DecodeConfig(), (32, 32)).size == (1000, 600)  # only JPEG has a reduced-scale decode
 
 
 def test_reduced_scale_and_exact_decodes_agree_on_large_photos(tmp_path: Path, test_images: list[Path]) -> None:

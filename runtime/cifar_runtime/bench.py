@@ -1,0 +1,266 @@
+"""`python -m cifar_runtime.bench FOLDER`: the runtime's figures on a labelled folder (FOLDER/<class>/*.jpg), each
+from real `cifar-infer` processes with default flags unless stated:
+
+- model only: fp32 and int8 images/s on preprocessed batches in this process (no decoding), best of the batch sizes;
+- folder: images/s end to end, its ratio to the fp32 model-only figure, peak RSS, accuracy (auto precision);
+- accuracy through cifar-infer with --precision fp32 and int8;
+- hostile: peak RSS on a folder of tiny files declaring huge sizes plus real images right at the pixel limit;
+- reduced-scale JPEG: top-1 agreement with --exact on test images enlarged to 512-1024 px camera-like JPEGs;
+- soak: FOLDER listed `soak` times on stdin to one process: RSS after the first 10% and at the end, images/s
+  per tenth.
+Peak RSS is each child's own (`wait4`), not the largest of all children.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from cifar_runtime.api import Classifier
+from cifar_runtime.bench_files import hostile_headers, maximal_images, upscaled_photos
+from cifar_runtime.decode import DEFAULT_MAX_PIXELS
+from cifar_runtime.preprocess import prepare_file
+
+# cifar-infer run in a fresh interpreter that records its own peak RSS (VmHWM) on exit. wait4's ru_maxrss cannot be
+# used: Linux carries the parent's high-water mark across fork and exec, so every child would "peak" at least at
+# this process's size.
+_CLI = (
+    "import atexit, sys; from cifar_runtime.bench import record_peak_rss; "
+    "atexit.register(record_peak_rss, sys.argv.pop(1)); from cifar_runtime.cli import app; app(prog_name='cifar-infer')"
+)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    folder: Path  # FOLDER/<class>/*.jpg, e.g. ../shared/cifar10-jpeg/test
+    photos: int = 1000  # test images enlarged for the reduced-scale agreement
+    soak: int = 10  # times the folder is listed for the soak run
+    batch_sizes: tuple[int, ...] = (64, 256)  # model-only batch sizes; the best counts
+    model_seconds: float = 3.0  # per model-only measurement
+
+
+@dataclass(frozen=True)
+class Run:
+    """One cifar-infer process."""
+
+    seconds: float
+    peak_rss_mb: float
+    images: int
+    accuracy: float | None  # percent of rows whose label is the file's folder name
+    exit_code: int
+    samples: list[tuple[float, int, float]] = field(default_factory=list)  # (seconds, rows written, RSS MB)
+    stderr: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.images / self.seconds
+
+
+def run_cli(args: list[str], out: Path, stdin: str | None = None, sample_every: float = 0.0) -> Run:
+    """Run cifar-infer with `args` writing jsonl to `out`; its own peak RSS and, if asked, (time, rows, RSS) samples."""
+    peak_file = out.with_suffix(".peak")
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CLI, str(peak_file), *args, "-f", "jsonl", "-o", str(out)],
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    samples: list[tuple[float, int, float]] = []
+    sampler = threading.Thread(target=_sample, args=(proc, out, start, sample_every, samples), daemon=True)
+    if sample_every:
+        sampler.start()
+    if stdin is not None:
+        proc.stdin.write(stdin)  # type: ignore[union-attr]
+        proc.stdin.close()  # type: ignore[union-attr]
+    stderr = proc.stderr.read()  # type: ignore[union-attr]
+    proc.wait()
+    seconds = time.perf_counter() - start
+    if sample_every:
+        sampler.join()
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    if not rows:
+        raise RuntimeError(f"cifar-infer {' '.join(args)} wrote nothing: {stderr.strip()}")
+    labelled = [r for r in rows if "label" in r]
+    hits = sum(r["label"] == Path(r["path"]).parent.name for r in labelled)
+    accuracy = 100 * hits / len(rows) if labelled else None
+    peak = float(peak_file.read_text()) if peak_file.exists() else float("nan")
+    return Run(seconds, peak, len(rows), accuracy, proc.returncode, samples, stderr)
+
+
+def record_peak_rss(path: str) -> None:
+    """Write this process's peak RSS in MB (Linux: VmHWM) to `path`."""
+    with open("/proc/self/status") as f:
+        peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    Path(path).write_text(f"{peak_kb / 1024:.1f}\n")
+
+
+def _sample(proc: subprocess.Popen[str], out: Path, start: float, every: float, samples: list) -> None:
+    rows, read = 0, 0  # rows counted so far, bytes of `out` read so far
+    while proc.poll() is None:
+        try:
+            with open(f"/proc/{proc.pid}/status") as f:
+                rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+            if out.exists():
+                with out.open("rb") as f:
+                    f.seek(read)
+                    tail = f.read()
+                rows, read = rows + tail.count(b"\n"), read + len(tail)
+        except (OSError, StopIteration):  # the process ended between poll() and the read
+            break
+        samples.append((time.perf_counter() - start, rows, rss))
+        time.sleep(every)
+
+
+def model_only(folder: Path, precision: str, batch_sizes: tuple[int, ...], seconds: float) -> dict[int, float]:
+    """Images/s of the model alone on real preprocessed images, per batch size (ONNX Runtime's default threads)."""
+    clf = Classifier(precision=precision, device="cpu")
+    paths = sorted(folder.glob("*/*.jpg"))[: max(batch_sizes)]
+    images = np.stack([prepare_file(p, clf.info) for p in paths])
+    rates = {}
+    for batch_size in batch_sizes:
+        batch = np.resize(images, (batch_size, *images.shape[1:]))  # repeats images when the folder is small
+        clf.logits(batch)  # warm-up
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            clf.logits(batch)
+            done += batch_size
+        rates[batch_size] = done / (time.perf_counter() - start)
+    return rates
+
+
+def soak_summary(run: Run, total: int) -> dict[str, object]:
+    """RSS after the first tenth of the rows and at the end, and images/s in each tenth."""
+    tenth = total // 10
+    first = next((rss for _, rows, rss in run.samples if rows >= tenth), None)
+    last = run.samples[-1][2] if run.samples else None
+    rates = []
+    for k in range(1, 11):
+        lo = next(((t, r) for t, r, _ in run.samples if r >= (k - 1) * tenth), None)
+        hi = next(((t, r) for t, r, _ in run.samples if r >= k * tenth), None)
+        if lo and hi and hi[0] > lo[0]:
+            rates.append(round((hi[1] - lo[1]) / (hi[0] - lo[0])))
+    drift = 100 * (last - first) / first if first and last else None
+    return {"rss_after_first_tenth_mb": first, "rss_at_end_mb": last, "rss_drift_percent": drift, "rates": rates}
+
+
+def run_bench(cfg: BenchConfig, say: typer.echo = typer.echo) -> dict[str, object]:  # type: ignore[valid-type]
+    """Every figure in the module docstring, printed as it is measured; returned as a dict."""
+    folder = cfg.folder
+    n = len(list(folder.glob("*/*.jpg")))
+    result: dict[str, object] = {"config": {k: str(v) for k, v in asdict(cfg).items()}, "images": n}
+    with tempfile.TemporaryDirectory(prefix="cifar-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        fp32 = model_only(folder, "fp32", cfg.batch_sizes, cfg.model_seconds)
+        int8 = model_only(folder, "int8", cfg.batch_sizes, cfg.model_seconds)
+        best_fp32 = max(fp32.values())
+        say(f"model only, fp32: {_rates(fp32)}; int8: {_rates(int8)}")
+
+        auto = run_cli([str(folder)], tmp / "auto.jsonl")
+        ratio = auto.rate / best_fp32
+        say(
+            f"folder, default flags: {n} images in {auto.seconds:.2f} s = {auto.rate:.0f} img/s end to end, "
+            f"{ratio:.2f}x the fp32 model-only {best_fp32:.0f} img/s; peak RSS {auto.peak_rss_mb:.0f} MB; "
+            f"accuracy {auto.accuracy:.2f}%"
+        )
+        accuracy = {}
+        for precision in ("fp32", "int8"):
+            run = run_cli(["--precision", precision, str(folder)], tmp / f"{precision}.jsonl")
+            accuracy[precision] = run.accuracy
+            say(
+                f"--precision {precision}: accuracy {run.accuracy:.2f}%, {run.rate:.0f} img/s, "
+                f"peak RSS {run.peak_rss_mb:.0f} MB"
+            )
+
+        hostile = tmp / "hostile"
+        hostile.mkdir()
+        files = {**hostile_headers(DEFAULT_MAX_PIXELS), **maximal_images(DEFAULT_MAX_PIXELS)}
+        for name, data in files.items():
+            (hostile / name).write_bytes(data)
+        bad = run_cli([str(hostile)], tmp / "hostile.jsonl")
+        say(
+            f"hostile folder ({len(files)} files): peak RSS {bad.peak_rss_mb:.0f} MB; "
+            f"{bad.images} rows, exit {bad.exit_code}"
+        )
+
+        sources = sorted(folder.glob("*/*.jpg"))[:: max(1, n // cfg.photos)][: cfg.photos]
+        photos = upscaled_photos(sources, tmp / "photos")
+        draft = run_cli(["--precision", "fp32", str(tmp / "photos")], tmp / "draft.jsonl")
+        exact = run_cli(["--precision", "fp32", "--exact", str(tmp / "photos")], tmp / "exact.jsonl")
+        agreement = _agreement(tmp / "draft.jsonl", tmp / "exact.jsonl")
+        say(
+            f"large JPEGs ({len(photos)}, 512-1024 px): reduced-scale vs --exact top-1 agreement {agreement:.2f}%; "
+            f"accuracy {draft.accuracy:.2f}% vs {exact.accuracy:.2f}%; {draft.rate:.0f} vs {exact.rate:.0f} img/s; "
+            f"peak RSS {draft.peak_rss_mb:.0f} vs {exact.peak_rss_mb:.0f} MB"
+        )
+        shutil.rmtree(tmp / "photos")
+
+        listing = "".join(f"{p}\n" for p in sorted(folder.glob("*/*.jpg"))) * cfg.soak
+        soak = run_cli(["-"], tmp / "soak.jsonl", stdin=listing, sample_every=0.5)
+        summary = soak_summary(soak, n * cfg.soak)
+        say(
+            f"soak: {soak.images} files through one process in {soak.seconds:.1f} s ({soak.rate:.0f} img/s); RSS "
+            f"{_mb(summary['rss_after_first_tenth_mb'])} after the first tenth, {_mb(summary['rss_at_end_mb'])} at "
+            f"the end ({_pct(summary['rss_drift_percent'])}); img/s per tenth: {summary['rates']}"
+        )
+    result.update(
+        model_only={"fp32": fp32, "int8": int8},
+        folder={**asdict(auto), "rate": auto.rate, "ratio_to_fp32_model_only": ratio},
+        accuracy=accuracy,
+        hostile={"files": len(files), "peak_rss_mb": bad.peak_rss_mb, "rows": bad.images},
+        large_jpegs={"photos": len(photos), "agreement": agreement, "draft": asdict(draft), "exact": asdict(exact)},
+        soak={**summary, "images": soak.images, "seconds": soak.seconds, "peak_rss_mb": soak.peak_rss_mb},
+    )
+    for key in ("samples", "stderr"):
+        result["folder"].pop(key)  # type: ignore[union-attr]
+    return result
+
+
+def _agreement(a: Path, b: Path) -> float:
+    left = {r["path"]: r.get("label") for r in map(json.loads, a.read_text(encoding="utf-8").splitlines())}
+    right = {r["path"]: r.get("label") for r in map(json.loads, b.read_text(encoding="utf-8").splitlines())}
+    return 100 * sum(left[p] == right.get(p) for p in left) / len(left)
+
+
+def _rates(rates: dict[int, float]) -> str:
+    return ", ".join(f"{r:.0f} img/s at batch {b}" for b, r in rates.items())
+
+
+def _mb(v: object) -> str:
+    return f"{v:.0f} MB" if isinstance(v, float) else "n/a"
+
+
+def _pct(v: object) -> str:
+    return f"{v:+.1f}%" if isinstance(v, float) else "n/a"
+
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+
+
+@app.command()
+def main(
+    folder: Annotated[Path, typer.Argument(help="A labelled folder: FOLDER/<class>/*.jpg (e.g. the 10k test split).")],
+    photos: Annotated[int, typer.Option(min=1, help="Enlarged JPEGs for the reduced-scale agreement.")] = 1000,
+    soak: Annotated[int, typer.Option(min=1, help="Times the folder is listed for the soak run.")] = 10,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write every figure here.")] = None,
+) -> None:
+    """Peak RSS (hostile folder, FOLDER), folder vs model-only throughput, int8 vs fp32 accuracy, soak drift."""
+    result = run_bench(BenchConfig(folder, photos, soak))
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    app(prog_name="python -m cifar_runtime.bench")
