@@ -30,7 +30,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from cifar_runtime.errors import ImageError, UsageError, one_line
 
-DEFAULT_MAX_PIXELS = 4096 * 4096  # 16.8 Mpx: 500x the pixels a 32x32 classifier reads from a 24 Mpx photo's JPEG
+DEFAULT_MAX_PIXELS = 4096 * 4096  # 16.8 Mpx, 16384x a 32x32 input: at most ~260 MB to decode (see above)
 DRAFT_FACTOR = 4  # a JPEG is decoded reduced only while both sides stay >= 4x the model input's
 MMAP_THRESHOLD = 1 << 20  # bytes: glibc serves bigger allocations by mmap, returned to the OS when freed
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h

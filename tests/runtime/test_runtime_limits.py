@@ -19,9 +19,10 @@ from cifar_runtime import Classifier, ImageError
 from cifar_runtime import decode as decode_module
 from cifar_runtime.bench import run_cli
 from cifar_runtime.bench_files import BIG, hostile_headers, upscaled_photos
-from cifar_runtime.cli import app
+from cifar_runtime.cli import app, resume_command
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS, DecodeBudget, DecodeConfig, load_image
 from cifar_runtime.exitcodes import EXIT_OK, EXIT_PARTIAL
+from cifar_runtime.infer import InferConfig
 from cifar_runtime.pipeline import classify_files
 
 SCRIPT = Path(sys.executable).parent / "cifar-infer"
@@ -158,3 +159,10 @@ def test_images_decoded_at_once_are_bounded_by_the_pixel_budget(
     assert all(r.prediction is not None for r in results)
     assert most == most_at_once
     assert clf._budget.peak == min(max_pixels, most_at_once * 64 * 64)
+
+
+def test_the_resume_command_keeps_the_decoding_and_precision_flags() -> None:
+    cfg = InferConfig(format="jsonl", output=Path("o.jsonl"), precision="fp32", max_pixels=5000, exact=True)
+    assert resume_command(cfg, ["photos"]) == (
+        "cifar-infer --format jsonl --output o.jsonl --precision fp32 --max-pixels 5000 --exact --resume photos"
+    )
