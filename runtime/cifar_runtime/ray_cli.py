@@ -83,7 +83,8 @@ def classify(
     actors: Actors = None,
     cpus_per_actor: Annotated[float, typer.Option(help="CPUs Ray reserves for each actor.")] = 1.0,
     address: Annotated[
-        str | None, typer.Option(help="Ray cluster to join, e.g. ray://head:10001 [default: $RAY_ADDRESS, else local].")
+        str | None,
+        typer.Option(help="Ray cluster to join, HEAD_IP:6379 [default: $RAY_ADDRESS, else a local instance]."),
     ] = None,
 ) -> None:
     """Classify images on a Ray cluster with Ray Data (a local instance when none is given); no torch needed."""
@@ -137,6 +138,11 @@ def bench(
     actors: Actors = None,
 ) -> None:
     """Time cifar-infer and cifar-ray classify on FOLDER: images/s and peak memory of each whole job."""
+    try:
+        import psutil  # noqa: F401  (in the [ray] extra; only the benchmark needs it)
+    except ImportError:
+        _say(f"{PROG}: error: bench needs psutil: pip install 'cifar-runtime[ray]'")
+        raise typer.Exit(EXIT_USAGE) from None
     common = [str(folder), "--batch-size", str(batch_size), *(["--model", str(model)] if model else [])]
     with tempfile.TemporaryDirectory(prefix="cifar-ray-bench-") as tmp:
         outs = {name: Path(tmp) / f"{name}.jsonl" for name in ("cifar-infer", "cifar-ray")}
@@ -163,7 +169,7 @@ def bench(
 
 def measure(name: str, module_args: list[str], log: Path) -> Measured:
     """Run `python -m MODULE ARGS...` to its end, sampling the memory of its whole process tree; it must exit 0."""
-    import psutil  # in the [ray] extra; only the benchmark needs it
+    import psutil
 
     start = time.perf_counter()
     peak_rss = peak_pss = 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import os
 import socket
 import tempfile
@@ -42,6 +43,8 @@ except ImportError as e:
     raise InstallError(f"cifar_runtime.ray_data needs Ray Data ({e}): pip install 'cifar-runtime[ray]'") from e
 
 FORMATS = ("jsonl", "csv", "parquet")
+BLOCK_ROWS = 1024  # paths per Ray Data block (at most) when this process lists the inputs
+MIN_BLOCKS = 16  # ... and at least this many blocks, so a small job still spreads over the actors
 CONNECT_TIMEOUT = 10  # seconds to wait for a Ray head node to accept a connection
 # The columns of to_row, typed; a column a row lacks (error for a classified file, the rest for a failed one) is null.
 SCORE = pa.struct([("label", pa.string()), ("confidence", pa.float64())])
@@ -134,7 +137,10 @@ def read_inputs(inputs: Sequence[str], stdin: TextIO | None = None) -> tuple[Dat
         names = ", ".join("stdin" if a == STDIN else a for a in inputs[:3]) + (", ..." if len(inputs) > 3 else "")
         raise UsageError(f"no image files found in {names}")
     unreadable = [Result(folder, error=why) for folder, why in found.unreadable]
-    return ray.data.from_items([{"path": os.fsencode(path)} for path in found.files]), unreadable
+    paths = pa.table({"path": pa.array([os.fsencode(path) for path in found.files], pa.binary())})
+    # Blocks are what Ray hands out to actors: small ones spread a job evenly and keep its end short.
+    rows = max(1, min(BLOCK_ROWS, math.ceil(len(paths) / MIN_BLOCKS)))
+    return ray.data.from_arrow([paths.slice(start, rows) for start in range(0, max(1, len(paths)), rows)]), unreadable
 
 
 def is_uri(path: str) -> bool:
