@@ -12,31 +12,27 @@ import os
 import platform
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import onnxruntime
 import torch
 
-from cifar_export.errors import ExportError
-from cifar_export.export import FORMATS, ExportConfig, ensure_writable, export_checkpoint, provenance
+from cifar_export.errors import ExportError, one_line
+from cifar_export.export import TRAINED, ExportConfig, ensure_writable, export_checkpoint, provenance
 from cifar_export.images import load_images, split_folder
 from cifar_export.parity import ParityConfig
 from cifar_export.quantize import QuantizeConfig, quantize_model
 from cifar_export.source import load_source, model_info
-from cifar_runtime.errors import one_line
-from cifar_train.checkpoint import atomic_write, without_training_state
-from cifar_train.config import RECIPES, mean_std
-from cifar_train.data import scan_image_folder
-from cifar_train.errors import UserError
-from cifar_train.models import MODELS, create_model
+from cifar_train import MODELS, atomic_write, build_checkpoint, create_model, scan_image_folder, without_training_state
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     checkpoint: str = ""  # "" = seeded random weights of `arch`: speed does not depend on the weights
     arch: str = "cnn"  # used when no checkpoint is given
+    tta: int = TRAINED  # test-time augmentation in the exported graphs; -1 = the checkpoint's own level
     data: str = ""  # ImageFolder root: test/ for top-1, train/ calibrates int8; "" = the fixture
     limit: int = 1000  # test images for top-1 (a seeded sample); 0 = all
     out: str = ""  # exported files and bench.json; "" = runs/bench/<arch>
@@ -72,22 +68,29 @@ def run_bench(cfg: BenchConfig) -> dict[str, object]:
     checkpoint = source.path
 
     parity = ParityConfig(limit=cfg.parity_limit)
-    export_cfg = ExportConfig(str(out), data=cfg.data, parity=parity)
-    onnx_result, ts_result = export_checkpoint(checkpoint, FORMATS, export_cfg)
+    tta = source.trained_tta if cfg.tta == TRAINED else cfg.tta
+    # The bench's folder is its own scratch space: each run replaces the files of the last.
+    export_cfg = ExportConfig(str(out), tta=tta, data=cfg.data, parity=parity, overwrite=True)
+    onnx_result, ts_result, pt2_result = export_checkpoint(checkpoint, ("onnx", "torchscript", "pt2"), export_cfg)
     quantized = [("ort-int8", "int8", "cpu")]
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         quantized.append(("ort-fp16", "fp16", "cuda"))  # fp16 pays off on GPUs only
     rows = [
         EngineRow("torch-eager", str(weights), _mb(weights), True),
         EngineRow("torchscript", str(ts_result.path), _mb(ts_result.path), ts_result.published),
+        EngineRow("torch-export", str(pt2_result.path), _mb(pt2_result.path), pt2_result.published),
         EngineRow("ort-fp32", str(onnx_result.path), _mb(onnx_result.path), onnx_result.published),
     ]
     for engine, precision, device in quantized:
-        qcfg = QuantizeConfig(precision, cfg.calibration_count, data=cfg.data, out=str(out), parity=parity)
+        qcfg = QuantizeConfig(precision, cfg.calibration_count, data=cfg.data, out=str(out), parity=parity,
+                              overwrite=True)
         q = quantize_model(onnx_result.path, qcfg)
         rows.append(EngineRow(engine, str(q.path), _mb(q.path), q.published, device))
+    if tta:  # what the views cost: the same weights without test-time augmentation
+        (plain,) = export_checkpoint(checkpoint, ("onnx",), replace(export_cfg, tta=0))
+        rows.append(EngineRow("ort-fp32 no TTA", str(plain.path), _mb(plain.path), plain.published))
 
-    info = model_info(source, extra={})
+    info = model_info(source, tta, extra={})
     images = load_images(cfg.data, "test", info, cfg.limit)
     inputs, labels = out / "bench-inputs.f32", out / "bench-labels.npy"
     images.inputs.tofile(inputs)  # raw float32, (N, 3, H, W) C-order
@@ -117,29 +120,16 @@ def random_checkpoint(arch: str, path: Path, data: str) -> Path:
     """A seeded random-weights model saved as a checkpoint, named with the data's classes."""
     if arch not in MODELS:
         raise ExportError(f"unknown architecture {arch!r}: use one of {', '.join(sorted(MODELS))}")
-    try:
-        _, _, classes = scan_image_folder(split_folder(data, "test"))
-    except UserError as e:
-        raise ExportError(str(e)) from e
+    _, _, classes = scan_image_folder(split_folder(data, "test"))
     torch.manual_seed(0)
-    recipe = RECIPES[arch]
-    mean, std = mean_std(arch)
-    ckpt = {
-        "model": create_model(arch, num_classes=len(classes)).state_dict(),
-        "arch": arch,
-        "classes": list(classes),
-        "mean": list(mean),
-        "std": list(std),
-        "input_size": [recipe.image_size, recipe.image_size],
-        "config": asdict(recipe),
-        "metrics": {},
-    }
+    model = create_model(arch, num_classes=len(classes))
+    ckpt = build_checkpoint(model, {"arch": arch, "seed": 0, "note": "random weights for timing"}, list(classes))
     atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
     return path
 
 
 def ratios(rows: list[EngineRow]) -> dict[str, float]:
-    """The issue's targets as ratios within this one run (ORT fp32 >= 2x eager throughput, and so on)."""
+    """Speed-ups within this one run (ORT fp32 against eager throughput, and so on)."""
     r = {row.engine: row.result for row in rows if row.result}
     out: dict[str, float] = {}
     if "torch-eager" in r and "ort-fp32" in r:

@@ -16,38 +16,25 @@ from pathlib import Path
 
 import numpy as np
 
-WARMUP_RUNS = 10  # batch-1 runs before timing: first calls allocate and pick kernels
+from cifar_export.engines import Engine, onnx_engine
+
+# Calls before timing, at each batch size: first calls allocate and pick kernels, and TorchScript's profiling
+# executor re-optimises the graph during its first few calls at a new shape.
+WARMUP_RUNS = 10
 TIME_CAP_S = 20.0  # stop timed runs after this long (ResNet18 at 224 on a CPU), keeping at least MIN_RUNS
 MIN_RUNS = {"latency": 20, "throughput": 1}
 
-Runner = Callable[[np.ndarray], np.ndarray]
 
-
-def load(engine: str, model: Path, device: str) -> tuple[Runner, str]:
-    """The engine's runner and what it runs on; torch is imported only for the torch engines."""
+def load(engine: str, model: Path, device: str) -> Engine:
+    """The engine to measure; torch is imported only for the torch engines."""
     if engine.startswith("ort-"):
-        from cifar_runtime.session import open_session
+        return onnx_engine(model, device)
+    from cifar_export.formats import open_engine
 
-        session = open_session(model, device=device)
-        name = session.get_inputs()[0].name
-        return (lambda x: session.run(None, {name: x})[0]), session.get_providers()[0]
-    import torch
-
-    if engine == "torch-eager":
-        from cifar_train.checkpoint import load_checkpoint, model_from_checkpoint
-
-        module = model_from_checkpoint(load_checkpoint(model))
-    else:
-        module = torch.jit.load(str(model), map_location="cpu")
-
-    def run(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return module(torch.from_numpy(x)).numpy()
-
-    return run, f"torch cpu, {torch.get_num_threads()} threads"
+    return open_engine(model)
 
 
-def timed(run: Runner, x: np.ndarray, runs: int, kind: str) -> list[float]:
+def timed(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, runs: int, kind: str) -> list[float]:
     """Seconds per call, for up to `runs` calls or TIME_CAP_S, whichever ends first."""
     times: list[float] = []
     start = time.perf_counter()
@@ -80,7 +67,8 @@ def measure(spec: dict) -> dict[str, object]:
         return x.reshape(-1, *shape[1:])
 
     t0 = time.perf_counter()
-    run, runs_on = load(spec["engine"], Path(spec["model"]), spec["device"])
+    engine = load(spec["engine"], Path(spec["model"]), spec["device"])
+    run = engine.run
     load_s = time.perf_counter() - t0
 
     one = read(0, 1)
@@ -91,7 +79,8 @@ def measure(spec: dict) -> dict[str, object]:
     batch = spec["throughput_batch"]
     big = read(0, min(batch, shape[0]))
     big = np.ascontiguousarray(np.resize(big, (batch, *shape[1:])))  # repeat the images up to a full batch
-    run(big)  # warm-up at this size
+    for _ in range(WARMUP_RUNS if len(big) <= 64 else 2):  # warm-up at this size (fewer when batches are big)
+        run(big)
     throughput = timed(run, big, spec["throughput_runs"], "throughput")
 
     labels = np.load(spec["labels"])
@@ -102,7 +91,7 @@ def measure(spec: dict) -> dict[str, object]:
 
     return {
         "engine": spec["engine"],
-        "runs_on": runs_on,
+        "runs_on": engine.runs_on,
         "load_s": load_s,
         "latency_p50_ms": float(np.percentile(latency, 50)),
         "latency_p99_ms": float(np.percentile(latency, 99)),

@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 
 from cifar_export.errors import ExportError
-from cifar_train.checkpoint import atomic_write
-
-SEED_ACCURACY = {"cnn": 89.11, "resnet18": 91.95}  # test accuracy the seed pipelines report
-JPEG_REFERENCE = "≈ 85% after 25 of 30 epochs (the seed's exact pipeline on this JPEG copy, see its README)"
+from cifar_export.formats import FORMATS, file_name
+from cifar_train import atomic_write, get_spec, recipe_of
 
 
 def _load(path: Path) -> dict | None:
@@ -116,12 +114,28 @@ def _folder_section(check: dict | None) -> list[str]:
     ]
 
 
+def _minutes(timing: dict) -> list[str]:
+    """Where the training minutes went, from metrics.json's timing (runs before it recorded this have no line)."""
+    if "train_data_seconds" not in timing:
+        return []
+    data, epochs = timing["train_data_seconds"], timing["epochs_seconds"]
+    return [
+        f"Where the minutes went: forward/backward/optimizer {(epochs - data) / 60:.1f} min, waiting for augmented "
+        f"batches {data / 60:.1f} min, per-epoch validation {timing['epoch_eval_seconds'] / 60:.1f} min, final "
+        f"test and validation passes (every TTA level) {timing['final_eval_seconds'] / 60:.1f} min.",
+        "",
+    ]
+
+
 def write_card(run: Path, bench_file: Path | None = None, out: Path | None = None) -> Path:
     """Write <run>/MODEL_CARD.md from metrics.json, *.parity.json, bench.json and folder_check.json."""
     metrics = _load(run / "metrics.json")
     if metrics is None:
         raise ExportError(f"{run} has no metrics.json: give the folder of a finished cifar-train run")
     arch, cfg, test, timing = metrics["arch"], metrics["config"], metrics["test"], metrics["timing"]
+    reference = get_spec(arch).reference
+    recipe_name = recipe_of(cfg) or arch
+    onnx_name = file_name(arch, FORMATS["onnx"], int(cfg.get("tta", 0)))
     bench = _load(bench_file or run / "bench.json")
     per_class = [
         [
@@ -139,10 +153,15 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
     lines = [
         f"# Model card: CIFAR-10 `{arch}`",
         "",
-        f"`{arch}` trained by `cifar-train {arch}` with the seed recipe, best epoch {metrics['best_epoch']} of "
+        f"`{arch}` trained by `cifar-train {recipe_name}`, best epoch {metrics['best_epoch']} of "
         f"{metrics['epochs']} selected on the {metrics['selected_on']} split. Input: float32 NCHW "
         f"{cfg['image_size']}×{cfg['image_size']} RGB, normalised with mean/std from the file's metadata; output: "
-        f"10 logits for {', '.join(test['classes'])}.",
+        f"10 logits for {', '.join(test['classes'])}."
+        + (f" Test-time augmentation level {cfg['tta']} (mirror and one-pixel shifts: six views averaged) is part of "
+           f"the exported graph `{onnx_name}`, so every runtime computes the reported figure."
+           if cfg.get("tta") == 2 else
+           f" Test-time augmentation level {cfg['tta']} (mirror) is part of the exported graph `{onnx_name}`."
+           if cfg.get("tta") == 1 else ""),
         "",
         "## Data",
         "",
@@ -156,14 +175,14 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
         "## Results",
         "",
         *_table(
-            ["", "validation", "test", "seed (lossless data)", "seed pipeline on this JPEG copy"],
+            ["", "validation", "test", "reference (lossless data)", "reference on this JPEG copy"],
             [
                 [
                     "accuracy",
                     _pct(metrics["val_acc"]),
                     f"**{_pct(metrics['test_acc'])}**",
-                    f"{SEED_ACCURACY.get(arch, '–')}%",
-                    JPEG_REFERENCE if arch == "cnn" else "–",
+                    f"{reference.test_acc}% ({reference.source})" if reference else "–",
+                    (reference.note or "–") if reference else "–",
                 ],
                 [
                     "loss",
@@ -193,6 +212,7 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
         f"{timing['mean_images_per_s']:.0f} images/s with the data pipeline, "
         f"{timing['mean_step_images_per_s']:.0f} images/s model-only (per-epoch figures in history.csv).",
         "",
+        *_minutes(timing),
         *_table(["recipe field", "value"], recipe),
         "",
         *_parity_section(run),
@@ -210,7 +230,7 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
         "## Reproduce",
         "",
         "```bash",
-        *REPRODUCE.format(arch=arch, run=run).splitlines(),
+        *REPRODUCE.format(arch=arch, recipe=recipe_name, run=run, onnx=onnx_name).splitlines(),
         "```",
         "",
     ]
@@ -220,13 +240,12 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
 
 
 REPRODUCE = """\
-pip install -e ./runtime -e ./train -e ./export
-cifar-train {arch} --data ../shared/cifar10-jpeg --out runs/{arch}         # add --resume after an interruption
-mkdir -p {run} && cp runs/{arch}/{{best.pt,metrics.json,history.csv,curves.png,confusion.png}} {run}/
-cifar-export all {run}/best.pt --data ../shared/cifar10-jpeg            # ONNX + TorchScript, parity on 10k test
-cifar-export quantize {run}/{arch}.onnx --int8 --data ../shared/cifar10-jpeg
+pip install ./runtime ./train ./export
+cifar-train {recipe} --data ../shared/cifar10-jpeg --out runs/{recipe}     # add --resume after an interruption
+mkdir -p {run} && cp runs/{recipe}/{{best.pt,metrics.json,history.csv,curves.png,confusion.png}} {run}/
+cifar-export all {run}/best.pt --data ../shared/cifar10-jpeg            # every format, parity on the 10k test images
+cifar-export quantize {run}/{onnx} --int8 --data ../shared/cifar10-jpeg
 cifar-export bench {run}/best.pt --data ../shared/cifar10-jpeg --limit 0 --out runs/bench/{arch}
 cp runs/bench/{arch}/bench.json {run}/
-cifar-export folder-check {run}/{arch}.onnx --data ../shared/cifar10-jpeg/test --batch-size 256
-cifar-export card {run}
-cp {run}/{arch}.onnx runtime/cifar_runtime/models/cifar10_{arch}.onnx    # the runtime's bundled default (cnn)"""
+cifar-export folder-check {run}/{onnx} --data ../shared/cifar10-jpeg --batch-size 256
+cifar-export card {run}"""

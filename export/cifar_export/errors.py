@@ -1,10 +1,18 @@
-"""The export tool's own exception types. The CLI prints each as one line and exits with its code."""
+"""The export tool's own exception types. The CLI prints each as one line and exits with its code.
+
+Errors from the other packages (cifar_train.UserError: a bad checkpoint or data folder; cifar_runtime's
+CifarRuntimeError: an unloadable model) are not re-wrapped: the CLI treats them as bad input, like ExportError.
+"""
+
+from cifar_runtime import one_line
+
+__all__ = ["CheckFailed", "ExportError", "one_line"]
 
 
 class ExportError(Exception):
-    """Bad input the user can fix: missing/corrupt checkpoint, wrong architecture, unwritable folder, bad data."""
+    """Bad input the user can fix: missing/corrupt file, wrong architecture, unwritable folder, bad data or flags."""
 
-    exit_code = 1
+    exit_code = 2
 
 
 class CheckFailed(ExportError):

@@ -2,44 +2,43 @@
 
 A file is published under its real name only when its parity check passed; otherwise it is kept as
 `<name>.FAILED.<ext>` for inspection and the published name is left untouched. Every file gets a
-`<file>.parity.json` beside it, and the same report inside its metadata.
+`<file>.parity.json` beside it, and the same report inside its metadata. An existing published file is never
+replaced unless the caller asks (`overwrite`).
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import onnx
 import onnxruntime
 import torch
-from torch import nn
 
 from cifar_export import PRODUCER
+from cifar_export.engines import Engine
 from cifar_export.errors import ExportError
+from cifar_export.formats import FORMATS, ExportOptions, Format, file_name
 from cifar_export.images import load_images
-from cifar_export.onnx_export import DEFAULT_OPSET, export_onnx, save_onnx, writer
-from cifar_export.parity import ParityConfig, ParityReport, Runner, check_parity
-from cifar_export.runners import ort_runner, torch_runner
-from cifar_export.source import Source, build_model, load_source, model_info
-from cifar_export.torchscript import export_torchscript, load_torchscript, save_torchscript
-from cifar_runtime.metadata import ModelInfo
-from cifar_train.checkpoint import atomic_write
+from cifar_export.parity import ParityConfig, ParityReport, check_parity
+from cifar_export.source import Source, build_model, checkpoint_engine, load_source, model_info
+from cifar_runtime import ModelInfo, validate_metadata
+from cifar_train import atomic_write
 
-FORMATS = ("onnx", "torchscript")
-Writer = Callable[[dict[str, str], Path], None]  # saves the checked model with these metadata props at a path
+TRAINED = -1  # tta: the level the checkpoint's run evaluated with (its reported accuracy)
 
 
 @dataclass(frozen=True)
 class ExportConfig:
     out: str = ""  # folder for the files; "" = beside the checkpoint
-    opset: int = DEFAULT_OPSET  # ONNX opset
-    static_batch: int = 0  # fix the ONNX batch axis to this size; 0 = dynamic
-    data: str = ""  # parity images: an ImageFolder root (its test/ split) or one split folder; "" = fixture
+    options: ExportOptions = field(default_factory=ExportOptions)  # opset, static batch
+    tta: int = TRAINED  # test-time augmentation inside the graph: 0 none, 1 mirror, 2 + translations
+    data: str = ""  # parity images: an ImageFolder root (its test/ split) or one split folder; "" = samples
     parity: ParityConfig = field(default_factory=ParityConfig)
+    overwrite: bool = False  # replace files that already exist
 
 
 @dataclass(frozen=True)
@@ -53,10 +52,6 @@ class ExportResult:
         return self.report.passed
 
 
-def file_name(arch: str, fmt: str) -> str:
-    return f"{arch}.onnx" if fmt == "onnx" else f"{arch}.torchscript.pt"
-
-
 def failed_path(path: Path) -> Path:
     """cnn.onnx -> cnn.FAILED.onnx: a name no loader picks up by accident."""
     return path.with_name(f"{path.stem}.FAILED{path.suffix}")
@@ -66,54 +61,53 @@ def report_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.parity.json")
 
 
-def exportable_model(source: Source) -> nn.Module:
-    """The model handed to the exporter: the checkpoint's, rebuilt, in eval mode."""
-    return build_model(source).eval()
+def refuse_overwrite(paths: list[Path], overwrite: bool) -> None:
+    """A published file is a verified artifact: replacing it silently could downgrade it."""
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise ExportError(f"{existing[0]} already exists: pass --overwrite to replace it, or --out another folder")
 
 
 def export_checkpoint(checkpoint: Path, formats: tuple[str, ...], cfg: ExportConfig) -> list[ExportResult]:
     """Export one checkpoint to each format and prove each file against it on real images."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ExportError(f"unknown format {unknown[0]!r}: use one of {', '.join(FORMATS)}")
     source = load_source(checkpoint)
+    tta = source.trained_tta if cfg.tta == TRAINED else cfg.tta
     out = Path(cfg.out) if cfg.out else checkpoint.parent
+    targets = [out / file_name(source.arch, FORMATS[f], tta) for f in formats]
+    refuse_overwrite(targets, cfg.overwrite)
     ensure_writable(out)
-    record = provenance(cfg, source)
-    info = model_info(source, extra={"export": json.dumps(record)})
-    images = load_images(cfg.data, "test", info, cfg.parity.limit)
+    record = provenance(replace(cfg, tta=tta), source)
+    info = model_info(source, tta, extra={"export": json.dumps(record)})
     # The original, rebuilt separately: nothing done to the exporter's copy can leak into the reference.
-    reference = torch_runner(build_model(source))
+    reference = checkpoint_engine(source, tta)
+    width = reference.run(np.zeros((1, 3, *info.input_size), np.float32)).shape[1]
+    validate_metadata(info, logits_width=width, source=str(checkpoint))  # refused here, not by every user later
+    images = load_images(cfg.data, "test", info, cfg.parity.limit)
     results = []
-    for fmt in formats:
-        path = out / file_name(source.arch, fmt)
+    for name, path in zip(formats, targets, strict=True):
+        fmt = FORMATS[name]
         with tempfile.TemporaryDirectory(prefix="cifar-export-") as tmp:
-            candidate, write = _export(fmt, exportable_model(source), info, cfg, Path(tmp) / path.name)
+            candidate = export_candidate(fmt, source, tta, info, cfg.options, Path(tmp) / path.name)
             parity_cfg = cfg.parity
-            if fmt == "onnx" and cfg.static_batch:
-                parity_cfg = replace(parity_cfg, batch_sizes=(cfg.static_batch,))
+            if cfg.options.static_batch and name == "onnx":
+                parity_cfg = replace(parity_cfg, batch_sizes=(cfg.options.static_batch,))
             report = check_parity(reference, f"checkpoint {checkpoint.name}", candidate, images, "fp32", parity_cfg)
-            results.append(publish(report, info, write, path, record))
+            results.append(publish(report, info, fmt, Path(tmp) / path.name, path, record))
     return results
 
 
-def _export(fmt: str, model: nn.Module, info: ModelInfo, cfg: ExportConfig, tmp_file: Path) -> tuple[Runner, Writer]:
-    """Write the candidate to tmp_file; return a runner reading that file and a function that re-saves it."""
-    if fmt == "onnx":
-        proto = export_onnx(model, info, cfg.opset, cfg.static_batch)
-        save_onnx(proto, tmp_file)
-        return ort_runner(tmp_file), writer(proto)
-    if fmt == "torchscript":
-        export_torchscript(model, info, tmp_file)
-        module, _ = load_torchscript(tmp_file)  # parity runs on what was read back from disk
-        return torch_runner(module), lambda props, path: save_torchscript(module, props, path)
-    raise ExportError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+def export_candidate(fmt: Format, source: Source, tta: int, info: ModelInfo, options: ExportOptions,
+                     tmp_file: Path) -> Engine:
+    """Write the candidate to tmp_file and read it back: parity runs on what is on disk."""
+    fmt.export(build_model(source, tta), info, options, tmp_file)
+    return fmt.load(tmp_file)
 
 
-def publish(
-    report: ParityReport,
-    info: ModelInfo,
-    write: Writer,
-    path: Path,
-    record: dict[str, object],
-) -> ExportResult:
+def publish(report: ParityReport, info: ModelInfo, fmt: Format, candidate: Path, path: Path,
+            record: dict[str, object]) -> ExportResult:
     """Embed the report in the metadata and write file + report: at `path` if it passed, else as FAILED."""
     props = info.to_props()
     props["parity"] = json.dumps(report.to_dict())
@@ -128,7 +122,7 @@ def publish(
     }
     # The report goes first, so a published file never lacks one.
     atomic_write(report_path(target), lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
-    write(props, target)
+    fmt.restamp(candidate, props, target)
     if report.passed:  # a stale FAILED file from an earlier attempt would only confuse
         for stale in (failed_path(path), report_path(failed_path(path))):
             stale.unlink(missing_ok=True)
@@ -145,7 +139,8 @@ def provenance(config: object, source: Source | None) -> dict[str, object]:
         "onnxruntime": onnxruntime.__version__,
     }
     if source is not None:
-        record["checkpoint"] = str(source.path)
+        record["checkpoint"] = source.path.name  # the name, not the machine's absolute path
+        record["checkpoint_sha256"] = source.sha256
     return record
 
 

@@ -1,13 +1,13 @@
 """Classify a labelled folder with the real `cifar-infer` CLI and score it: the user's path, end to end.
 
-The true class of each image is its parent folder's name (ImageFolder layout), so any split of an ImageFolder
-root works. Wall time covers the whole process (start-up, decoding, inference, writing jsonl).
+The true class of each image is its class folder's name (ImageFolder layout). Given an ImageFolder root
+(train/, test/), the test split is scored; its class folders must be the model's. Wall time covers the whole
+process (start-up, decoding, inference, writing jsonl); peak RSS is the cifar-infer process's own.
 """
 
 from __future__ import annotations
 
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -16,7 +16,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cifar_export.errors import ExportError
-from cifar_train.checkpoint import atomic_write
+from cifar_export.images import labelled_files
+from cifar_runtime import Classifier
+from cifar_train import atomic_write
+
+RSS_POLL_S = 0.02  # how often the child's memory high-water mark is read
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class FolderCheck:
     accuracy: float  # percent of classified files whose label is their folder's name
     seconds: float  # cifar-infer process wall time
     images_per_s: float
-    peak_rss_mb: float  # of the cifar-infer process
+    peak_rss_mb: float  # of the cifar-infer process alone (its VmHWM)
     batch_size: int
     command: str
 
@@ -39,39 +43,52 @@ def cifar_infer_command() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "cifar_runtime"]
 
 
-def check_folder(model: Path | None, folder: Path, predictions: Path, batch_size: int = 64) -> FolderCheck:
-    """Run `cifar-infer FOLDER --format jsonl` into `predictions`, then compare labels with folder names."""
-    if not folder.is_dir():
-        raise ExportError(f"{folder} is not a folder of class subfolders (e.g. ../shared/cifar10-jpeg/test)")
-    cmd = [
-        *cifar_infer_command(),
-        str(folder),
-        "--format",
-        "jsonl",
-        "--output",
-        str(predictions),
-        "--batch-size",
-        str(batch_size),
-    ] + (["--model", str(model)] if model else [])
+def run_measured(cmd: list[str]) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    """(result, wall seconds, peak RSS in MiB) of one child process.
+
+    The peak is polled from /proc/<pid>/status VmHWM, which belongs to the child's own address space. getrusage's
+    ru_maxrss is no use here: Linux carries it across fork and exec, so the child would report the parent's peak.
+    """
     start = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    status, peak_kb = Path(f"/proc/{proc.pid}/status"), 0
+    while proc.poll() is None:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak_kb = max(peak_kb, int(line.split()[1]))
+        except (OSError, ValueError):  # the process ended between poll() and the read
+            pass
+        time.sleep(RSS_POLL_S)
+    stdout, stderr = proc.communicate()
     seconds = time.perf_counter() - start
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr), seconds, peak_kb / 1024
+
+
+def check_folder(model: Path | None, data: Path, predictions: Path, batch_size: int = 64) -> FolderCheck:
+    """Run `cifar-infer FOLDER --format jsonl` into `predictions`, then compare labels with folder names."""
+    classes = Classifier(model, device="cpu").classes
+    folder, files, _ = labelled_files(data, "test", classes)
+    cmd = [*cifar_infer_command(), str(folder), "--format", "jsonl", "--output", str(predictions),
+           "--batch-size", str(batch_size)] + (["--model", str(model)] if model else [])
+    r, seconds, peak_mb = run_measured(cmd)
     if r.returncode not in (0, 1):  # 1: some files failed, each with its row
-        raise ExportError(f"cifar-infer exited {r.returncode}: {r.stderr.strip().splitlines()[-1:]}")
+        raise ExportError(f"cifar-infer exited {r.returncode}: {(r.stderr.strip().splitlines() or [''])[-1]}")
     rows = [json.loads(line) for line in predictions.read_text().splitlines() if line.strip()]
     ok = [row for row in rows if "label" in row]
+    if not ok:
+        raise ExportError(f"cifar-infer classified none of the {len(files)} files in {folder}: nothing to score")
     correct = sum(row["label"] == Path(row["path"]).parent.name for row in ok)
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: KiB, the largest child so far
     return FolderCheck(
         model=str(model or "bundled default"),
         folder=str(folder),
         files=len(rows),
         classified=len(ok),
         failed=len(rows) - len(ok),
-        accuracy=100 * correct / max(len(ok), 1),
+        accuracy=100 * correct / len(ok),
         seconds=seconds,
         images_per_s=len(ok) / seconds,
-        peak_rss_mb=peak_kb / 1024,
+        peak_rss_mb=peak_mb,
         batch_size=batch_size,
         command=" ".join(cmd),
     )

@@ -1,4 +1,8 @@
-"""Real images for parity, calibration and accuracy, preprocessed exactly as cifar-train evaluates."""
+"""Real images for parity, calibration and accuracy, preprocessed exactly as cifar-train evaluates.
+
+The default is the 500 CIFAR-10 JPEGs shipped inside this package (samples/cifar10: train/ 20 per class,
+test/ 30 per class), so every check runs on real pixels after any install, from any directory.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,10 @@ import numpy as np
 import torch
 
 from cifar_export.errors import ExportError
-from cifar_runtime.metadata import ModelInfo
-from cifar_train.data import decode_images, eval_transform, scan_image_folder
-from cifar_train.errors import UserError
+from cifar_runtime import ModelInfo
+from cifar_train import decode_images, eval_transform, scan_image_folder
 
-# The committed fixture (real CIFAR-10 JPEGs): the default, so every check runs on real pixels.
-FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "cifar10"
+SAMPLES = Path(__file__).resolve().parent / "samples" / "cifar10"
 PREPROCESS_CHUNK = 256  # images per eval-transform call; bounds memory at 224x224
 
 
@@ -28,33 +30,36 @@ class Images:
 
 def split_folder(data: str | Path, split: str) -> Path:
     """`data/split` when `data` is an ImageFolder root (train/, test/), else `data` itself as the split."""
-    root = Path(data) if data else FIXTURE
+    root = Path(data) if data else SAMPLES
     if not root.is_dir():
-        hint = "" if data else " (the fixture ships with the repository; pass --data DIR outside it)"
-        raise ExportError(f"image folder {root} does not exist{hint}")
+        raise ExportError(f"image folder {root} does not exist")
     return root / split if (root / split).is_dir() else root
+
+
+def labelled_files(data: str | Path, split: str, classes: tuple[str, ...]) -> tuple[Path, list[Path], list[int]]:
+    """(folder, files, label indices into `classes`) of one split; every class folder must be one of `classes`."""
+    folder = split_folder(data, split)
+    paths, labels, found = scan_image_folder(folder)
+    unknown = [c for c in found if c not in classes]
+    if unknown:
+        raise ExportError(f"{folder} has class folders the model does not know ({', '.join(unknown[:5])}); it "
+                          f"predicts {', '.join(classes)}: pass --data with the model's class folders")
+    return folder, paths, [classes.index(found[i]) for i in labels]
 
 
 def load_images(data: str | Path, split: str, info: ModelInfo, limit: int = 0, seed: int = 0) -> Images:
     """Decode a split, keep `limit` images (a seeded shuffle, so all classes show up; 0 = all), preprocess."""
-    folder = split_folder(data, split)
-    try:
-        paths, labels, classes = scan_image_folder(folder)
-        order = torch.randperm(len(paths), generator=torch.Generator().manual_seed(seed))
-        if limit:
-            order = order[:limit]  # pick before decoding: 50k training JPEGs for 500 calibration images is waste
-        raw = decode_images([paths[i] for i in order])  # (N, 3, h, w) uint8
-    except UserError as e:
-        raise ExportError(str(e)) from e
-    if classes != info.classes:
-        raise ExportError(
-            f"{folder} has classes {list(classes)} but the model predicts {list(info.classes)}: "
-            "pass --data with the model's class folders"
-        )
+    if limit < 0:
+        raise ExportError(f"--limit {limit} must be 0 (all images) or a positive count")
+    folder, paths, labels = labelled_files(data, split, info.classes)
+    order = torch.randperm(len(paths), generator=torch.Generator().manual_seed(seed))
+    if limit:
+        order = order[:limit]  # pick before decoding: 50k training JPEGs for 500 calibration images is waste
+    raw = decode_images([paths[i] for i in order])  # (N, 3, h, w) uint8
     transform = eval_transform(info.arch, info.input_size[0])
     inputs = torch.cat([transform(chunk) for chunk in raw.split(PREPROCESS_CHUNK)])
     if tuple(inputs.shape[2:]) != info.input_size:
         raise ExportError(
             f"images in {folder} preprocess to {tuple(inputs.shape[2:])}, the model takes {info.input_size}"
         )
-    return Images(inputs.numpy(), np.asarray(labels)[order.numpy()], classes, folder)
+    return Images(inputs.numpy(), np.asarray(labels)[order.numpy()], info.classes, folder)

@@ -1,18 +1,18 @@
-"""fp32 ONNX: torch.onnx's dynamo exporter, IR version pinned, metadata in metadata_props, full checker."""
+"""The ONNX format: torch.onnx's dynamo exporter, IR version pinned, metadata in metadata_props, full checker."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import onnx
 import torch
 from torch import nn
 
-from cifar_export.errors import ExportError
-from cifar_runtime.errors import ModelError, one_line
-from cifar_runtime.metadata import ModelInfo
-from cifar_train.checkpoint import atomic_write
+from cifar_export.engines import onnx_engine
+from cifar_export.errors import ExportError, one_line
+from cifar_export.formats import ExportOptions, Format, register
+from cifar_runtime import ModelInfo
+from cifar_train import atomic_write
 
 INPUT, OUTPUT = "image", "logits"
 # 18 is what the dynamo exporter writes natively; its down-conversion to 17 fails on these models
@@ -25,8 +25,9 @@ def export_onnx(
     model: nn.Module, info: ModelInfo, opset: int = DEFAULT_OPSET, static_batch: int = 0
 ) -> onnx.ModelProto:
     """Export an eval-mode model to a checked ONNX proto carrying `info`; batch axis dynamic unless static_batch."""
-    if opset < MIN_OPSET:
-        raise ExportError(f"--opset {opset} is not supported: the exporter writes opset {MIN_OPSET} or newer")
+    check_opset(opset)
+    if static_batch < 0:
+        raise ExportError(f"--static-batch {static_batch} must be 0 (dynamic) or a batch size")
     h, w = info.input_size
     example = torch.zeros(static_batch or 2, 3, h, w)  # (B, 3, H, W); 2, not 1, so B is not specialised
     dynamic = None if static_batch else ({0: torch.export.Dim("batch")},)
@@ -57,30 +58,31 @@ def export_onnx(
     return proto
 
 
+def check_opset(opset: int) -> None:
+    """Refuse an opset before the exporter runs: 18 up to the newest the installed onnx package knows."""
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise ExportError(f"--opset {opset} is not supported: use {MIN_OPSET} to {newest} (the newest the installed "
+                          "onnx knows)")
+
+
 def set_metadata(proto: onnx.ModelProto, props: dict[str, str]) -> None:
     """Replace the model's metadata_props with `props`."""
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, props)
 
 
-def writer(proto: onnx.ModelProto) -> Callable[[dict[str, str], Path], None]:
-    """A function that saves `proto` with new metadata: only the metadata changes, the graph stays as checked."""
-
-    def write(props: dict[str, str], path: Path) -> None:
-        set_metadata(proto, props)
-        save_onnx(proto, path)
-
-    return write
-
-
 def pin_ir_version(proto: onnx.ModelProto) -> None:
-    """The lowest IR version that can hold the model's opsets: loadable by the pinned onnxruntime and older."""
+    """The lowest IR version that can hold the model's opsets, so older ONNX Runtimes load it (1.17 reads <= 9).
+
+    Opset imports of domains no node uses are dropped first: onnxruntime's quantisation tools declare a dozen
+    (ai.onnx.ml 5 among them), and those alone would demand IR 10.
+    """
+    used = {node.domain for node in proto.graph.node} | {""}
+    kept = [o for o in proto.opset_import if o.domain in used or (o.domain == "ai.onnx" and "" in used)]
+    del proto.opset_import[:]
+    proto.opset_import.extend(kept)
     proto.ir_version = onnx.helper.find_min_ir_version_for(list(proto.opset_import), ignore_unknown=True)
-
-
-def batch_dim(proto: onnx.ModelProto) -> int:
-    """The input's static batch size, or 0 when the batch axis is dynamic."""
-    return proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value
 
 
 def check(proto: onnx.ModelProto) -> None:
@@ -96,13 +98,16 @@ def save_onnx(proto: onnx.ModelProto, path: Path) -> None:
     atomic_write(path, lambda tmp: onnx.save_model(proto, str(tmp), save_as_external_data=False))
 
 
-def load_onnx(path: Path) -> tuple[onnx.ModelProto, ModelInfo]:
-    """A model file and its metadata; ExportError when it is not ONNX or lacks the metadata."""
-    try:
-        proto = onnx.load(str(path))
-        info = ModelInfo.from_props({p.key: p.value for p in proto.metadata_props}, source=str(path))
-    except ModelError as e:
-        raise ExportError(str(e)) from e
-    except Exception as e:  # protobuf DecodeError, OSError, ...: the file is not a readable model
-        raise ExportError(f"cannot read {path} as ONNX ({one_line(e)})") from e
-    return proto, info
+def restamp(src: Path, props: dict[str, str], dst: Path) -> None:
+    """Rewrite an ONNX file with new metadata; the graph stays as it was checked."""
+    proto = onnx.load(str(src))
+    set_metadata(proto, props)
+    save_onnx(proto, dst)
+
+
+def _export(model: nn.Module, info: ModelInfo, opts: ExportOptions, path: Path) -> None:
+    save_onnx(export_onnx(model, info, opts.opset, opts.static_batch), path)
+
+
+FORMAT = register(Format("onnx", ".onnx", "ONNX (dynamo exporter, opset 18+), for ONNX Runtime and any ONNX runtime",
+                         _export, onnx_engine, restamp))

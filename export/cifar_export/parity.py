@@ -6,15 +6,12 @@ fp16/int8 files are judged by how much top-1 accuracy they lose on the same labe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from cifar_export.engines import Engine
 from cifar_export.images import Images
-
-# (B, 3, H, W) float32 -> (B, num_classes) float32 logits
-Runner = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -64,22 +61,6 @@ class ParityReport:
         }
 
 
-def batches(inputs: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, int]]:
-    """(chunk, n_real) with exactly `batch_size` images each: the last chunk is padded by repeating its last
-    image, so a static-batch file runs too."""
-    for start in range(0, len(inputs), batch_size):
-        chunk = inputs[start : start + batch_size]
-        n = len(chunk)
-        if n < batch_size:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - n, axis=0)])
-        yield np.ascontiguousarray(chunk), n
-
-
-def run_batched(runner: Runner, inputs: np.ndarray, batch_size: int) -> np.ndarray:
-    """Logits for all inputs, `batch_size` at a time."""
-    return np.concatenate([np.asarray(runner(c), dtype=np.float32)[:n] for c, n in batches(inputs, batch_size)])
-
-
 def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray, batch_size: int) -> BatchStats:
     """The four parity numbers (and the candidate's accuracy) for two (N, C) logit arrays."""
     diff = np.abs(candidate.astype(np.float64) - reference.astype(np.float64))
@@ -96,13 +77,13 @@ def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray, ba
 
 
 def check_parity(
-    reference: Runner, reference_name: str, candidate: Runner, images: Images, precision: str, cfg: ParityConfig
+    reference: Engine, reference_name: str, candidate: Engine, images: Images, precision: str, cfg: ParityConfig
 ) -> ParityReport:
     """Run both on the images at every configured batch size and judge the candidate by its precision."""
     # The original runs once, at the largest batch; its own batch-size jitter (~1e-7) counts against the file.
-    ref = run_batched(reference, images.inputs, max(cfg.batch_sizes))
+    ref = reference.logits(images.inputs, max(cfg.batch_sizes))
     ref_acc = _percent(ref.argmax(1) == images.labels)
-    rows = tuple(compare(ref, run_batched(candidate, images.inputs, b), images.labels, b) for b in cfg.batch_sizes)
+    rows = tuple(compare(ref, candidate.logits(images.inputs, b), images.labels, b) for b in cfg.batch_sizes)
     failures = []
     for r in rows:
         if precision == "fp32":

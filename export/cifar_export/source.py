@@ -10,13 +10,12 @@ from typing import Any
 from torch import nn
 
 from cifar_export import PRODUCER
+from cifar_export.engines import Engine, torch_module_engine
 from cifar_export.errors import ExportError
-from cifar_runtime.errors import one_line
-from cifar_runtime.metadata import ModelInfo
-from cifar_train.checkpoint import load_checkpoint, model_from_checkpoint, sha256_file
-from cifar_train.errors import UserError
+from cifar_runtime import ModelInfo
+from cifar_train import TestTimeAugmentation, load_checkpoint, model_from_checkpoint, sha256_file
 
-ARTIFACTS = Path("artifacts")  # where trained runs are kept: artifacts/<arch>/best.pt
+ARTIFACTS = Path("artifacts")  # where trained runs are kept: artifacts/<name>/best.pt
 
 
 @dataclass(frozen=True)
@@ -31,56 +30,63 @@ class Source:
     def arch(self) -> str:
         return str(self.checkpoint["arch"])
 
+    @property
+    def trained_tta(self) -> int:
+        """The test-time augmentation level the run reported its accuracy with (0 for the seed recipes)."""
+        return int((self.checkpoint.get("config") or {}).get("tta", 0))
+
 
 def load_source(path: Path) -> Source:
-    """Load a checkpoint; a missing, corrupt or foreign file becomes one ExportError."""
-    try:
-        ckpt = load_checkpoint(path)
-    except UserError as e:
-        raise ExportError(str(e)) from e
-    return Source(path=path, sha256=sha256_file(path), checkpoint=ckpt)
+    """Load a checkpoint (weights_only: no pickled code runs); a missing or foreign file is a UserError."""
+    return Source(path=path, sha256=sha256_file(path) if path.is_file() else "", checkpoint=load_checkpoint(path))
 
 
-def build_model(source: Source) -> nn.Module:
-    """A fresh model with the checkpoint's weights, in eval mode; an unknown or mismatched arch is an ExportError."""
-    try:
-        return model_from_checkpoint(source.checkpoint)
-    except UserError as e:  # its message lists every missing key over many lines: the first says enough
-        raise ExportError(f"{source.path}: {one_line(e)} (is the checkpoint's arch right?)") from e
+def build_model(source: Source, tta: int = 0) -> nn.Module:
+    """A fresh eval-mode model with the checkpoint's weights; with tta > 0, wrapped so the views are in the graph."""
+    model = model_from_checkpoint(source.checkpoint)
+    return TestTimeAugmentation(model, tta).eval() if tta else model
 
 
-def model_info(source: Source, extra: dict[str, str]) -> ModelInfo:
+def checkpoint_engine(source: Source, tta: int = 0) -> Engine:
+    """The original, rebuilt from the checkpoint: what every exported file is compared with."""
+    return torch_module_engine(build_model(source, tta), "torch-eager", model_info(source, tta, {}))
+
+
+def model_info(source: Source, tta: int, extra: dict[str, str]) -> ModelInfo:
     """The metadata an fp32 export carries: enough for the runtime to feed the model and name its outputs."""
     ckpt = source.checkpoint
     metrics = ckpt.get("metrics") or {}
+    if tta not in (0, 1, 2):
+        raise ExportError(f"--tta {tta} must be 0, 1 or 2")
     return ModelInfo(
         arch=source.arch,
         classes=tuple(ckpt["classes"]),
         input_size=(int(ckpt["input_size"][0]), int(ckpt["input_size"][1])),
         mean=tuple(float(m) for m in ckpt["mean"]),
         std=tuple(float(s) for s in ckpt["std"]),
-        # cifar-train's eval transform: antialiased bilinear resize to input_size (ResNet18's 224), else none
-        interpolation="bilinear",
+        interpolation="bilinear",  # cifar-train's eval transform: antialiased bilinear resize when sizes differ
         layout="NCHW",
         precision="fp32",
         source_sha256=source.sha256,
-        val_acc=_optional_float(metrics.get("val_acc")),
-        test_acc=_optional_float(metrics.get("test_acc")),
+        # The run's figures describe the model as evaluated (with the run's TTA); they travel only when the file
+        # computes the same thing.
+        val_acc=_optional_float(metrics.get("val_acc")) if tta == source.trained_tta else None,
+        test_acc=_optional_float(metrics.get("test_acc")) if tta == source.trained_tta else None,
         producer=PRODUCER,
-        extra={"config": json.dumps(ckpt.get("config") or {}, default=str), **extra},
+        extra={"config": json.dumps(ckpt.get("config") or {}, default=str), "tta": str(tta), **extra},
     )
 
 
 def best_checkpoints(root: Path = ARTIFACTS) -> list[Path]:
-    """Every artifacts/<arch>/best.pt, sorted; an empty or missing folder is an ExportError."""
+    """Every artifacts/<name>/best.pt, sorted; an empty or missing folder is an ExportError."""
     found = sorted(root.glob("*/best.pt"))
     if not found:
-        raise ExportError(f"no CHECKPOINT given and no {root}/<arch>/best.pt found: pass a checkpoint file")
+        raise ExportError(f"no CHECKPOINT given and no {root}/<name>/best.pt found: pass a checkpoint file")
     return found
 
 
 def find_checkpoint(sha256: str, model_file: Path, root: Path = ARTIFACTS) -> Path:
-    """The .pt file whose hash is `sha256`, looked for beside the model and in artifacts/<arch>/."""
+    """The .pt file whose hash is `sha256`, looked for beside the model and in artifacts/<name>/."""
     if not sha256:
         raise ExportError(f"{model_file} does not name its source checkpoint: pass --checkpoint")
     # Shallow on purpose: hashing every .pt under a big tree would be slow and surprising.

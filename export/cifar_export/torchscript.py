@@ -1,8 +1,8 @@
-"""TorchScript: scripted (not traced), with the same metadata as the ONNX file in the extra file metadata.json.
+"""The TorchScript format: scripted (not traced), with the ONNX file's metadata in the extra file metadata.json.
 
 torch.jit.script and torch.jit.trace both round-trip these models bit-exactly; script is used because it keeps
 the code instead of one recorded run, so no shape or branch of the example input is baked in. TorchScript is
-deprecated upstream, so this module stays thin.
+deprecated upstream (torch.export's .pt2 is the supported format, see pt2.py), so this module stays thin.
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cifar_export.errors import ExportError
-from cifar_runtime.errors import ModelError, one_line
-from cifar_runtime.metadata import ModelInfo
-from cifar_train.checkpoint import atomic_write
+from cifar_export.engines import Engine, torch_module_engine
+from cifar_export.errors import ExportError, one_line
+from cifar_export.formats import ExportOptions, Format, register
+from cifar_runtime import ModelInfo
+from cifar_train import atomic_write
 
 METADATA_FILE = "metadata.json"
 
 
-def export_torchscript(model: nn.Module, info: ModelInfo, path: Path) -> None:
+def export_torchscript(model: nn.Module, info: ModelInfo, opts: ExportOptions, path: Path) -> None:
     """Script an eval-mode model and save it with `info` as metadata.json, atomically."""
     with _quiet_deprecation():
         scripted = torch.jit.script(model)
@@ -49,18 +50,29 @@ def load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, ModelInfo]:
         with _quiet_deprecation():
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
         props = json.loads(extra[METADATA_FILE] or "{}")
-        info = ModelInfo.from_props(props, source=str(path))
-    except ModelError as e:
-        raise ExportError(str(e)) from e
     except (RuntimeError, ValueError, OSError) as e:
         raise ExportError(f"cannot read {path} as TorchScript ({one_line(e)})") from e
-    return module, info  # no .eval() here: a file saved in train mode must show it
+    return module, ModelInfo.from_props(props, source=str(path))  # no .eval(): a file saved in train mode shows it
+
+
+def load_engine(path: Path) -> Engine:
+    module, info = load_torchscript(path)
+    return torch_module_engine(module, "torchscript", info)
+
+
+def restamp(src: Path, props: dict[str, str], dst: Path) -> None:
+    module, _ = load_torchscript(src)
+    save_torchscript(module, props, dst)
 
 
 @contextlib.contextmanager
 def _quiet_deprecation() -> Iterator[None]:
-    """torch.jit warns that it is deprecated on every call; the mission asks for TorchScript regardless."""
+    """torch.jit warns that it is deprecated on every call; users still ask for TorchScript files."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         yield
+
+
+FORMAT = register(Format("torchscript", ".torchscript.pt", "TorchScript (scripted), for libtorch and older PyTorch",
+                         export_torchscript, load_engine, restamp))

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from cifar_export.cli import app
 from cifar_export.images import load_images
-from cifar_export.onnx_export import load_onnx
-from cifar_runtime.session import open_session
+from cifar_export.report import ratio_lines
+from cifar_runtime import Classifier
 
 # Runs the worker for the ORT engine, then reports whether anything imported torch on the way.
 PROBE = """
@@ -26,7 +26,7 @@ print(json.dumps({**result, "torch_loaded": "torch" in sys.modules}))
 
 
 def test_ort_worker_measures_without_torch(cnn_exported: Path, tmp_path: Path) -> None:
-    _, info = load_onnx(cnn_exported / "cnn.onnx")
+    info = Classifier(cnn_exported / "cnn.onnx", device="cpu").info
     images = load_images("", "test", info, limit=20)
     images.inputs.tofile(tmp_path / "inputs.f32")
     np.save(tmp_path / "labels.npy", images.labels)
@@ -51,7 +51,7 @@ def test_ort_worker_measures_without_torch(cnn_exported: Path, tmp_path: Path) -
     # its own process: far below a torch process's few hundred MB
     assert 20 < result["peak_rss_mb"] < 400
     # its top-1 is the model's on these images, as the runtime session computes it directly
-    logits = open_session(cnn_exported / "cnn.onnx", device="cpu").run(None, {"image": images.inputs})[0]
+    logits = Classifier(cnn_exported / "cnn.onnx", device="cpu").logits(images.inputs)
     assert result["top1"] == pytest.approx(100 * np.mean(logits.argmax(1) == images.labels))
 
 
@@ -78,8 +78,14 @@ def test_bench_runs_every_engine_on_a_random_cnn(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "bench.json").read_text())
     engines = [r["engine"] for r in summary["rows"]]
-    assert engines[:4] == ["torch-eager", "torchscript", "ort-fp32", "ort-int8"]
+    assert engines[:5] == ["torch-eager", "torchscript", "torch-export", "ort-fp32", "ort-int8"]
     for row in summary["rows"]:
         assert row["result"] and not row["error"], row
     assert set(summary["ratios"]) >= {"ort_fp32_vs_eager_throughput", "ort_int8_vs_fp32_latency_p50"}
     assert "ort-int8" in result.output
+
+
+def test_ratio_lines_name_the_throughput_batch_that_was_measured() -> None:
+    summary = {"provenance": {"config": {"throughput_batch": 32}}, "ratios": {"ort_fp32_vs_eager_throughput": 2.5}}
+    (line,) = ratio_lines(summary)
+    assert "batch-32 throughput" in line and "256" not in line

@@ -12,7 +12,7 @@ from cifar_train.run import train
 
 def test_train_export_folder_check_and_card_agree(cifar_fixture, tmp_path):
     run = tmp_path / "cnn"
-    cfg = replace(RECIPES["cnn"], data=str(cifar_fixture), out=str(run), epochs=2, val_size=50, device="cpu")
+    cfg = replace(RECIPES["cnn"].config, data=str(cifar_fixture), out=str(run), epochs=2, val_size=50, device="cpu")
     metrics = train(cfg).metrics
     runner = CliRunner()
 
@@ -37,4 +37,4 @@ def test_train_export_folder_check_and_card_agree(cifar_fixture, tmp_path):
 
 def test_card_without_a_run_is_one_line_error(tmp_path):
     r = CliRunner().invoke(app, ["card", str(tmp_path)])
-    assert r.exit_code == 1 and "has no metrics.json" in r.output
+    assert r.exit_code == 2 and "has no metrics.json" in r.output

@@ -9,6 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from cifar_export.cli import app
+from cifar_export.images import SAMPLES
 
 runner = CliRunner()
 
@@ -22,19 +23,19 @@ def fails(args: list[str], code: int, says: str) -> None:
 
 
 def test_missing_checkpoint(tmp_path: Path) -> None:
-    fails(["onnx", str(tmp_path / "nope.pt")], 1, "does not exist")
+    fails(["onnx", str(tmp_path / "nope.pt")], 2, "does not exist")
 
 
 def test_corrupt_checkpoint(tmp_path: Path) -> None:
     bad = tmp_path / "best.pt"
     bad.write_bytes(b"\x00not a checkpoint" * 100)
-    fails(["all", str(bad)], 1, "cannot read checkpoint")
+    fails(["all", str(bad)], 2, "cannot read checkpoint")
 
 
 def test_truncated_checkpoint(cnn_checkpoint: Path, tmp_path: Path) -> None:
     cut = tmp_path / "best.pt"
     cut.write_bytes(cnn_checkpoint.read_bytes()[:100_000])
-    fails(["torchscript", str(cut)], 1, "cannot read checkpoint")
+    fails(["torchscript", str(cut)], 2, "cannot read checkpoint")
 
 
 @pytest.mark.parametrize(("arch", "says"), [("resnet18", "do not fit"), ("vgg16", "unknown architecture")])
@@ -43,42 +44,85 @@ def test_wrong_architecture(arch: str, says: str, cnn_checkpoint: Path, tmp_path
     ckpt["arch"] = arch  # CNN weights under another architecture's name
     path = tmp_path / "best.pt"
     torch.save(ckpt, path)
-    fails(["onnx", str(path), "--out", str(tmp_path)], 1, says)
+    fails(["onnx", str(path), "--out", str(tmp_path)], 2, says)
 
 
 def test_unwritable_out_dir(cnn_checkpoint: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("a file where the folder should go")  # root ignores chmod; a file in the path does not
-    fails(["onnx", str(cnn_checkpoint), "--out", str(blocker / "out")], 1, "cannot write to")
+    fails(["onnx", str(cnn_checkpoint), "--out", str(blocker / "out")], 2, "cannot write to")
 
 
 def test_no_checkpoint_and_no_artifacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    fails(["all"], 1, "no CHECKPOINT given")
+    fails(["all"], 2, "no CHECKPOINT given")
 
 
 def test_opset_the_exporter_cannot_write(cnn_checkpoint: Path, tmp_path: Path) -> None:
-    fails(["onnx", str(cnn_checkpoint), "--out", str(tmp_path), "--opset", "16"], 1, "--opset 16")
+    fails(["onnx", str(cnn_checkpoint), "--out", str(tmp_path), "--opset", "16"], 2, "--opset 16")
 
 
 def test_data_with_other_classes(cnn_checkpoint: Path, tmp_path: Path) -> None:
     (tmp_path / "test" / "cats").mkdir(parents=True)
-    src = Path(__file__).parents[1] / "fixtures" / "cifar10" / "test" / "cat" / "0000.jpg"
+    src = SAMPLES / "test" / "cat" / "0000.jpg"
     (tmp_path / "test" / "cats" / "0.jpg").write_bytes(src.read_bytes())
-    fails(["onnx", str(cnn_checkpoint), "--out", str(tmp_path), "--data", str(tmp_path)], 1, "classes")
+    fails(["onnx", str(cnn_checkpoint), "--out", str(tmp_path), "--data", str(tmp_path)], 2, "does not know (cats)")
 
 
 def test_verify_a_file_that_is_not_a_model(tmp_path: Path) -> None:
     junk = tmp_path / "cnn.onnx"
     junk.write_bytes(b"garbage")
-    fails(["verify", str(junk)], 1, "cannot read")
+    fails(["verify", str(junk)], 2, "cannot load model")
 
 
 def test_bench_unknown_architecture(tmp_path: Path) -> None:
-    fails(["bench", "--arch", "vgg16", "--out", str(tmp_path)], 1, "unknown architecture")
+    fails(["bench", "--arch", "vgg16", "--out", str(tmp_path)], 2, "unknown architecture")
 
 
 def test_help_documents_the_exit_codes() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     assert "Exit codes" in result.output and "parity" in result.output
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [(["--opset", "99"], "--opset 99 is not supported"), (["--static-batch", "-1"], "--static-batch"),
+     (["--limit", "-5"], "--limit"), (["--tta", "3"], "--tta")],
+)
+def test_out_of_range_flags_are_refused_before_any_work(flags: list[str], says: str, cnn_checkpoint: Path,
+                                                         tmp_path: Path) -> None:
+    result = runner.invoke(app, ["onnx", str(cnn_checkpoint), "--out", str(tmp_path), *flags])
+    assert result.exit_code == 2, result.output
+    assert says in result.output and "Traceback" not in result.output
+    assert not list(tmp_path.iterdir())  # nothing was exported
+
+
+class Payload:
+    """Unpickling this runs a command: what a malicious checkpoint would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("command", ["onnx", "verify", "bench"])
+def test_a_checkpoint_carrying_pickled_code_is_refused_and_nothing_runs(command: str, cnn_checkpoint: Path,
+                                                                         tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    ckpt = torch.load(cnn_checkpoint, weights_only=True)
+    ckpt["metrics"] = Payload(marker)
+    evil = tmp_path / "best.pt"
+    torch.save(ckpt, evil)
+    args = {"onnx": ["onnx", str(evil), "--out", str(tmp_path / "o")],
+            "verify": ["verify", str(tmp_path / "cnn.onnx"), "--checkpoint", str(evil)],
+            "bench": ["bench", str(evil), "--out", str(tmp_path / "b")]}[command]
+    if command == "verify":
+        assert runner.invoke(app, ["onnx", str(cnn_checkpoint), "--out", str(tmp_path), "--limit", "8"]).exit_code == 0
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "cannot read checkpoint" in result.stderr, result.output
+    assert not marker.exists()

@@ -16,14 +16,14 @@ from cifar_export.source import Source, build_model
 runner = CliRunner()
 
 
-def exported_in_train_mode(source: Source) -> torch.nn.Module:
+def exported_in_train_mode(source: Source, tta: int = 0) -> torch.nn.Module:
     """The classic export bug: BatchNorm on batch statistics, dropout on."""
-    return build_model(source).train()
+    return build_model(source, tta).train()
 
 
-def exported_with_drifted_weights(source: Source) -> torch.nn.Module:
+def exported_with_drifted_weights(source: Source, tta: int = 0) -> torch.nn.Module:
     """Weights that moved after the checkpoint was taken (by 1e-3, a typical fp16 round trip)."""
-    model = build_model(source)
+    model = build_model(source, tta)
     with torch.no_grad():
         model.classifier[-1].weight.add_(1e-3)
     return model
@@ -36,7 +36,7 @@ def exported_with_drifted_weights(source: Source) -> torch.nn.Module:
 def test_a_model_that_differs_from_its_checkpoint_is_not_published(
     command: str, prepare, cnn_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cifar_export.export, "exportable_model", prepare)
+    monkeypatch.setattr(cifar_export.export, "build_model", prepare)
     result = runner.invoke(app, [command, str(cnn_checkpoint), "--out", str(tmp_path), "--limit", "16"])
     assert result.exit_code == 3, result.output
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: check failed, not published")
@@ -70,8 +70,17 @@ def test_a_failed_export_leaves_the_published_file_alone(
     good = runner.invoke(app, ["onnx", str(cnn_checkpoint), "--out", str(tmp_path), "--limit", "8"])
     assert good.exit_code == 0, good.output
     before = (tmp_path / "cnn.onnx").read_bytes()
-    monkeypatch.setattr(cifar_export.export, "exportable_model", exported_with_drifted_weights)
-    bad = runner.invoke(app, ["onnx", str(cnn_checkpoint), "--out", str(tmp_path), "--limit", "8"])
+    monkeypatch.setattr(cifar_export.export, "build_model", exported_with_drifted_weights)
+    bad = runner.invoke(app, ["onnx", str(cnn_checkpoint), "--out", str(tmp_path), "--limit", "8", "--overwrite"])
     assert bad.exit_code == 3
     assert (tmp_path / "cnn.onnx").read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # atomic writes leave no debris
+
+
+def test_a_published_file_is_not_replaced_without_overwrite(cnn_checkpoint: Path, tmp_path: Path) -> None:
+    first = runner.invoke(app, ["onnx", str(cnn_checkpoint), "--out", str(tmp_path), "--limit", "300"])
+    assert first.exit_code == 0, first.output
+    report = (tmp_path / "cnn.onnx.parity.json").read_text()
+    again = runner.invoke(app, ["onnx", str(cnn_checkpoint), "--out", str(tmp_path), "--limit", "8"])
+    assert again.exit_code == 2 and "--overwrite" in again.stderr
+    assert (tmp_path / "cnn.onnx.parity.json").read_text() == report  # the 300-image report stands

@@ -11,8 +11,7 @@ from typer.testing import CliRunner
 
 from cifar_export.cli import app
 from cifar_export.images import load_images
-from cifar_export.onnx_export import load_onnx
-from cifar_runtime.session import open_session
+from cifar_runtime import Classifier
 
 runner = CliRunner()
 
@@ -31,23 +30,24 @@ def assert_matches(report: dict, batch_sizes: list[int]) -> None:
         assert r["softmax_max_diff"] <= 1e-4
 
 
-def test_cnn_onnx_and_torchscript_match_the_checkpoint(cnn_exported: Path) -> None:
+def test_cnn_every_format_matches_the_checkpoint(cnn_exported: Path) -> None:
     assert sorted(p.name for p in cnn_exported.iterdir()) == [
         "cnn.onnx",
         "cnn.onnx.parity.json",
+        "cnn.pt2",
+        "cnn.pt2.parity.json",
         "cnn.torchscript.pt",
         "cnn.torchscript.pt.parity.json",
     ]  # no external-data files, no temp files left behind
-    for name in ("cnn.onnx", "cnn.torchscript.pt"):
+    for name in ("cnn.onnx", "cnn.pt2", "cnn.torchscript.pt"):
         assert_matches(parity_of(cnn_exported, name), [1, 8, 7])
 
 
 def test_the_parity_images_are_a_meaningful_test(cnn_exported: Path) -> None:
     """A model that predicts one class everywhere would agree 100% with anything: this one does not."""
-    _, info = load_onnx(cnn_exported / "cnn.onnx")
-    images = load_images("", "test", info, limit=40)
-    session = open_session(cnn_exported / "cnn.onnx", device="cpu")
-    logits = session.run(None, {"image": images.inputs})[0]
+    classifier = Classifier(cnn_exported / "cnn.onnx", device="cpu")
+    images = load_images("", "test", classifier.info, limit=40)
+    logits = classifier.logits(images.inputs)
     assert len(np.unique(logits.argmax(1))) >= 3
 
 

@@ -5,7 +5,7 @@ import torch
 
 from cifar_runtime.metadata import ModelInfo
 from cifar_runtime.preprocess import load_image, preprocess
-from cifar_train.config import mean_std
+from cifar_train import get_spec
 from cifar_train.data import eval_transform, load_image_folder, scan_image_folder
 
 # ResNet18 upsamples 32 -> 224. torchvision's uint8 antialiased bilinear resize reproduces Pillow's, so the same
@@ -15,7 +15,7 @@ RESIZE_TOLERANCE = 1e-5
 
 def both_ways(cifar_fixture, arch: str, size: int) -> tuple[np.ndarray, np.ndarray]:
     paths, _, classes = scan_image_folder(cifar_fixture / "test")
-    mean, std = mean_std(arch)
+    mean, std = get_spec(arch).mean, get_spec(arch).std
     info = ModelInfo(arch=arch, classes=classes, input_size=(size, size), mean=mean, std=std)
     runtime = preprocess([load_image(p) for p in paths], info)  # (N, 3, size, size)
     images = load_image_folder(cifar_fixture, "test").images  # (N, 3, 32, 32) uint8, decoded as in training

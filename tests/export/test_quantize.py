@@ -10,8 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cifar_export.cli import app
-from cifar_runtime.metadata import ModelInfo
-from cifar_runtime.session import open_session
+from cifar_runtime import Classifier
 
 runner = CliRunner()
 
@@ -20,16 +19,16 @@ runner = CliRunner()
 def quantized(cnn_exported: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     out = tmp_path_factory.mktemp("quantized")
     args = ["quantize", str(cnn_exported / "cnn.onnx"), "--int8", "--fp16", "--out", str(out)]
-    result = runner.invoke(app, [*args, "--calibration-count", "64", "--limit", "100"])
+    # All 300 sample test images: one image is a third of a point, so a 1-point budget is a real test.
+    result = runner.invoke(app, [*args, "--calibration-count", "64", "--max-drop", "1.0"])
     return out, result
 
 
 def test_int8_is_qdq_per_channel_smaller_and_reports_accuracy(quantized, cnn_exported: Path) -> None:
     out, result = quantized
+    assert result.exit_code == 0, result.output
     report = json.loads((out / "cnn.int8.onnx.parity.json").read_text())
-    # The command's exit code is the report's verdict; the verdict itself depends on the random model.
-    assert result.exit_code == (0 if report["parity"]["passed"] else 3), result.output
-    name = "cnn.int8.onnx" if report["published"] else "cnn.int8.FAILED.onnx"
+    name = "cnn.int8.onnx"
     proto = onnx.load(str(out / name))
     ops = {n.op_type for n in proto.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops  # QDQ format
@@ -37,8 +36,11 @@ def test_int8_is_qdq_per_channel_smaller_and_reports_accuracy(quantized, cnn_exp
     assert any(s.dims[0] == 64 for s in weight_scales)  # one scale per output channel of the first conv
     assert (out / name).stat().st_size < 0.35 * (cnn_exported / "cnn.onnx").stat().st_size
     rows = report["parity"]["rows"]
-    assert [r["images"] for r in rows] == [100, 100, 100]
-    assert report["parity"]["reference"] == "fp32 cnn.onnx" and 0 <= rows[0]["accuracy"] <= 100
+    assert [r["images"] for r in rows] == [300, 300, 300]
+    assert report["parity"]["reference"] == "fp32 cnn.onnx"
+    fp32_acc = report["parity"]["reference_accuracy"]
+    assert fp32_acc > 20  # the fixture model learned something, so agreement means something
+    assert all(abs(r["accuracy"] - fp32_acc) <= 1.0 and r["top1_agreement"] >= 95 for r in rows)
     quantize = json.loads({p.key: p.value for p in proto.metadata_props}["quantize"])
     assert quantize["calibration_images"] == 64 and quantize["calibration_folder"].endswith("train")
 
@@ -47,9 +49,10 @@ def test_fp16_keeps_float32_io_and_its_metadata(quantized) -> None:
     out, _ = quantized
     report = json.loads((out / "cnn.fp16.onnx.parity.json").read_text())
     assert report["parity"]["passed"] and report["parity"]["rows"][0]["top1_agreement"] >= 99
-    session = open_session(out / "cnn.fp16.onnx", device="cpu")
-    assert session.get_inputs()[0].type == "tensor(float)" and session.get_outputs()[0].type == "tensor(float)"
-    info = ModelInfo.from_props(session.get_modelmeta().custom_metadata_map)
+    proto = onnx.load(str(out / "cnn.fp16.onnx"))
+    io_types = {v.type.tensor_type.elem_type for v in [*proto.graph.input, *proto.graph.output]}
+    assert io_types == {onnx.TensorProto.FLOAT}
+    info = Classifier(out / "cnn.fp16.onnx", device="cpu").info
     assert info.precision == "fp16" and info.arch == "cnn"
     assert info.json_extra("parity")["precision"] == "fp16"
 
@@ -58,4 +61,4 @@ def test_quantize_needs_a_precision_and_an_fp32_file(quantized, cnn_exported: Pa
     out, _ = quantized
     assert runner.invoke(app, ["quantize", str(cnn_exported / "cnn.onnx")]).exit_code == 2
     again = runner.invoke(app, ["quantize", str(out / "cnn.fp16.onnx"), "--int8"])
-    assert again.exit_code == 1 and "already fp16" in again.stderr
+    assert again.exit_code == 2 and "already fp16" in again.stderr

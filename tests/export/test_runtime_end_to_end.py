@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from cifar_export.images import FIXTURE
+from cifar_export.images import SAMPLES
 from cifar_runtime import Classifier
 from cifar_runtime.preprocess import prepare_file
 from cifar_train.checkpoint import load_checkpoint, model_from_checkpoint
@@ -27,7 +27,7 @@ def test_runtime_classifier_on_jpeg_files_matches_the_checkpoint(
     arch: str, exported: str, checkpoint: str, request: pytest.FixtureRequest
 ) -> None:
     folder: Path = request.getfixturevalue(exported)
-    paths, _, classes = scan_image_folder(FIXTURE / "test")
+    paths, _, classes = scan_image_folder(SAMPLES / "test")
     paths = paths[::15]  # 20 images, 2 per class
     clf = Classifier(folder / f"{arch}.onnx", device="cpu")
     assert clf.classes == classes

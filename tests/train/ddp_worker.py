@@ -11,6 +11,6 @@ from cifar_train.config import RECIPES
 from cifar_train.run import train
 
 data, out = sys.argv[1], Path(sys.argv[2])
-cfg = replace(RECIPES["cnn"], data=data, out=str(out), epochs=2, val_size=50, batch_size=16, device="cpu")
+cfg = replace(RECIPES["cnn"].config, data=data, out=str(out), epochs=2, val_size=50, batch_size=16, device="cpu")
 result = train(cfg)
 torch.save(result.model.state_dict(), out / f"rank{os.environ['RANK']}.pt")

@@ -33,7 +33,7 @@ def test_uneven_split_still_sums_to_val_size():
 
 
 def test_transforms_produce_recipe_shapes_and_ranges(cifar_fixture):
-    data = build_datasets(replace(RECIPES["cnn"], data=str(cifar_fixture), val_size=50))
+    data = build_datasets(replace(RECIPES["cnn"].config, data=str(cifar_fixture), val_size=50))
     x, y = data.train[0]
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1
     assert len(data.train) == 150 and len(data.val) == 50 and len(data.test) == 300
@@ -66,4 +66,4 @@ def test_bad_data_is_a_user_error_naming_the_problem(tmp_path, cifar_fixture, br
     elif breakage == "corrupt":
         (root / "train" / "dog" / "0000.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     with pytest.raises(UserError, match=message):
-        build_datasets(replace(RECIPES["cnn"], data=str(root), val_size=10))
+        build_datasets(replace(RECIPES["cnn"].config, data=str(root), val_size=10))

@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from cifar_train.errors import UserError
-from cifar_train.models import create_model
-from cifar_train.models.resnet import load_pretrained
+from cifar_train.models import create_model, get_spec
+
+load_pretrained = get_spec("resnet18").load_pretrained
 
 
 def test_cnn_layer_shapes_match_the_seed_table():
@@ -56,5 +57,13 @@ def test_local_weights_file_loads_backbone_and_keeps_10_way_head(tmp_path):
 
 def test_weights_file_of_another_architecture_is_refused(tmp_path):
     torch.save(create_model("cnn").state_dict(), tmp_path / "cnn.pth")
-    with pytest.raises(UserError, match="does not fit ResNet18"):
+    with pytest.raises(UserError, match="does not fit resnet18"):
         load_pretrained(create_model("resnet18"), tmp_path / "cnn.pth")
+
+
+@pytest.mark.parametrize(("arch", "features"), [("resnet34", 512), ("resnet50", 2048)])
+def test_deeper_resnets_are_registered_with_the_same_transfer_recipe(arch, features):
+    model = create_model(arch)
+    assert model.fc.in_features == features and model.fc.out_features == 10
+    trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"layer4", "fc"}

@@ -13,25 +13,28 @@ import cifar_train.run as run_module
 from cifar_train.checkpoint import load_checkpoint, model_from_checkpoint
 from cifar_train.cli import app
 from cifar_train.config import RECIPES
-from cifar_train.run import train
+from cifar_train.run import portable, train
 
 
 def cnn_config(data: Path, out: Path, **changes):
-    return replace(RECIPES["cnn"], **{"data": str(data), "out": str(out), "val_size": 50, "device": "cpu", **changes})
+    base = {"data": str(data), "out": str(out), "val_size": 50, "device": "cpu"}
+    return replace(RECIPES["cnn"].config, **{**base, **changes})
 
 
 def test_cnn_run_writes_every_output(cifar_fixture, tmp_path):
     result = train(cnn_config(cifar_fixture, tmp_path, epochs=2))
-    for name in ("best.pt", "last.pt", "history.csv", "metrics.json", "curves.png", "confusion.png"):
+    for name in ("best.pt", "last.pt", "history.csv", "metrics.json", "curves.png", "confusion.png", "roc.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     rows = list(csv.DictReader((tmp_path / "history.csv").read_text().splitlines()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert {"train_loss", "val_acc", "lr", "seconds", "data_seconds", "step_images_per_s"} <= rows[0].keys()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test_acc"] == result.metrics["test_acc"]
-    assert metrics["selected_on"] == "val" and metrics["data"] == {"source": str(cifar_fixture), "train": 150,
+    assert metrics["selected_on"] == "val" and metrics["data"] == {"source": portable(str(cifar_fixture)), "train": 150,
                                                                     "val": 50, "test": 300}
     assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 300
+    assert set(metrics["test_roc_auc"]) == set(metrics["test"]["classes"])
+    assert all(0.0 <= auc <= 1.0 for auc in metrics["test_roc_auc"].values())
     assert set(metrics["test"]["per_class"]["cat"]) == {"accuracy", "precision", "recall", "f1", "support"}
     assert metrics["config"]["lr"] == 1e-3 and metrics["environment"]["torch"] == torch.__version__
     best = load_checkpoint(tmp_path / "best.pt")  # weights_only=True inside
@@ -93,7 +96,7 @@ def test_resume_with_other_recipe_flags_is_refused(cifar_fixture, tmp_path):
 
 
 def test_resnet18_pipeline_runs_at_224_and_trains_only_layer4_and_fc(tiny_data, tmp_path):
-    cfg = replace(RECIPES["resnet18"], data=str(tiny_data), out=str(tmp_path), val_size=10, epochs=1,
+    cfg = replace(RECIPES["resnet18"].config, data=str(tiny_data), out=str(tmp_path), val_size=10, epochs=1,
                   pretrained=False, batch_size=16, device="cpu")
     torch.manual_seed(0)
     before = run_module.build_model(cfg, 10).state_dict()
@@ -119,7 +122,7 @@ def test_cli_resnet18_without_imagenet_weights_explains(tiny_data, tmp_path, mon
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     r = CliRunner().invoke(app, ["resnet18", "--data", str(tiny_data), "--out", str(tmp_path / "o"),
                                  "--val-size", "10", "--device", "cpu"])
-    assert r.exit_code == 2 and "ImageNet weights for ResNet18 are not in the torch cache" in r.output
+    assert r.exit_code == 2 and "ImageNet weights for resnet18 are not in the torch cache" in r.output
 
 
 def test_cli_help_lists_seed_defaults():
@@ -135,3 +138,52 @@ def test_bench_reports_pipeline_and_model_only_throughput(cifar_fixture):
     for row in ("data pipeline only", "model only (contiguous)", "model only (channels_last)", "+ data pipeline"):
         line = next(line for line in r.output.splitlines() if row in line)
         assert float(line.split()[-2]) > 0  # images/s
+
+
+def test_an_existing_run_is_not_overwritten_without_asking(cifar_fixture, tmp_path):
+    train(cnn_config(cifar_fixture, tmp_path, epochs=1))
+    before = (tmp_path / "best.pt").read_bytes()
+    r = CliRunner().invoke(app, ["cnn", "--data", str(cifar_fixture), "--out", str(tmp_path), "--val-size", "50",
+                                 "--epochs", "1", "--device", "cpu"])
+    assert r.exit_code == 2 and "--resume" in r.output and "--overwrite" in r.output
+    assert (tmp_path / "best.pt").read_bytes() == before
+    r = CliRunner().invoke(app, ["cnn", "--data", str(cifar_fixture), "--out", str(tmp_path), "--val-size", "50",
+                                 "--epochs", "1", "--device", "cpu", "--overwrite", "--seed", "1"])
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [(["--lr", "-1"], "--lr -1.0 must be > 0"), (["--device", "gpu"], "gpu"), (["--out", "FILE"], "is a file"),
+     (["--out", "FILE/run"], "cannot write to --out"), (["--weights", "JUNK"], "cannot load weights file"),
+     (["--micro-batch", "999"], "--micro-batch"), (["--optimizer", "rmsprop"], "--optimizer 'rmsprop'")],
+)
+def test_bad_flags_are_one_line_before_any_epoch(flags, says, cifar_fixture, tmp_path):
+    (tmp_path / "FILE").write_text("not a folder")
+    (tmp_path / "JUNK").write_bytes(b"not a state dict")
+    flags = [str(tmp_path / f) if f in ("FILE", "FILE/run", "JUNK") else f for f in flags]
+    command = "resnet18" if "--weights" in flags else "cnn"
+    out = [] if "--out" in flags else ["--out", str(tmp_path / "out")]
+    r = subprocess.run([sys.executable, "-m", "cifar_train", command, "--data", str(cifar_fixture), "--device", "cpu",
+                        "--val-size", "50", *out, *flags], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    error = r.stderr.strip().splitlines()[-1]  # a "data: ..." progress line may come first
+    assert error.startswith("error: ") and says in error and "Traceback" not in r.stderr
+    assert not (tmp_path / "out" / "last.pt").exists()
+
+
+def test_resume_refuses_a_checkpoint_carrying_pickled_code(cifar_fixture, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {marker}",))
+
+    (tmp_path / "run").mkdir()
+    torch.save({"model": {}, "config": Payload()}, tmp_path / "run" / "last.pt")
+    r = CliRunner().invoke(app, ["cnn", "--data", str(cifar_fixture), "--out", str(tmp_path / "run"),
+                                 "--resume", "--device", "cpu", "--val-size", "50"])
+    assert r.exit_code == 2 and "cannot read checkpoint" in r.output
+    assert not marker.exists()

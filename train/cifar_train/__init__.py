@@ -1,3 +1,33 @@
-"""cifar-train: the two seed CIFAR-10 pipelines (custom CNN, ResNet18 transfer), reproducible and resumable."""
+"""cifar-train: the seed CIFAR-10 pipelines and faster recipes, reproducible and resumable.
 
-__version__ = "0.1.0"
+The names in __all__ are the package's public face; other packages import only these. They load lazily, so
+`import cifar_train` (and `cifar-train --help`) does not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.2.0"
+
+_PUBLIC = {
+    # checkpoints
+    "atomic_write": "checkpoint", "build_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
+    "model_from_checkpoint": "checkpoint", "sha256_file": "checkpoint", "without_training_state": "checkpoint",
+    # models and recipes
+    "MODELS": "models", "ModelSpec": "models", "get_spec": "models", "create_model": "models",
+    "RECIPES": "config", "Recipe": "config", "TrainConfig": "config", "recipe_of": "config",
+    "TestTimeAugmentation": "tta", "TTA_LEVELS": "tta",
+    # data
+    "decode_images": "data", "eval_transform": "data", "scan_image_folder": "data", "load_image_folder": "data",
+    # errors
+    "UserError": "errors",
+}
+__all__ = sorted(_PUBLIC) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'cifar_train' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"cifar_train.{_PUBLIC[name]}"), name)

@@ -1,13 +1,16 @@
 """The one save and one load for checkpoints. Content is weights_only-safe: tensors, numbers, strings, lists.
 
-A checkpoint is a dict:
-  model, optimizer, scheduler, scaler   state dicts (best.pt keeps only model: it is for using, not resuming)
-  epoch                                 epochs completed
-  rng                                   {"torch": ByteTensor, "cuda": [ByteTensor...]}
-  config                                asdict(TrainConfig): how it was made
+A checkpoint is a dict (build_checkpoint makes it):
+  model                                 the model's state dict
   arch, classes, mean, std, input_size  what any script needs to rebuild and feed the model
+  config                                asdict(TrainConfig): how it was made
   metrics                               val/test figures of this epoch's model
-  history                               per-epoch rows so far
+  epoch, history                        epochs completed, per-epoch rows so far
+  best_score, best_epoch                the selection so far
+last.pt adds what resuming needs (best.pt leaves it out: it is for using, not resuming):
+  optimizer, scheduler, scaler          state dicts
+  lookahead                             the weight average, when the recipe uses one (else None)
+  rng                                   {"torch": ByteTensor}
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import torch
 from torch import nn
 
 from cifar_train.errors import UserError
-from cifar_train.models import create_model
+from cifar_train.models import create_model, get_spec
 
 
 def atomic_write(path: Path, write: Any) -> None:
@@ -39,7 +42,22 @@ def atomic_write(path: Path, write: Any) -> None:
         raise
 
 
-TRAINING_STATE = ("optimizer", "scheduler", "scaler", "rng")
+TRAINING_STATE = ("optimizer", "scheduler", "scaler", "lookahead", "rng")
+
+
+def build_checkpoint(model: nn.Module, config: dict[str, Any], classes: list[str], *,
+                     metrics: dict[str, Any] | None = None,
+                     epoch: int = 0, history: list[dict] | None = None, best_score: float = -1.0,
+                     best_epoch: int | None = None, training_state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one place a checkpoint dict is assembled (training, bench and test fixtures alike)."""
+    spec = get_spec(config["arch"])
+    size = config.get("image_size") or spec.input_size
+    return {
+        "model": model.state_dict(), "arch": spec.name, "classes": list(classes), "mean": list(spec.mean),
+        "std": list(spec.std), "input_size": [size, size], "config": config, "metrics": metrics or {},
+        "epoch": epoch, "history": history or [], "best_score": best_score, "best_epoch": best_epoch,
+        **(training_state or {}),
+    }
 
 
 def without_training_state(checkpoint: dict[str, Any]) -> dict[str, Any]:

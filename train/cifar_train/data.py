@@ -15,8 +15,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from cifar_train.config import TrainConfig, mean_std
+from cifar_train.config import TrainConfig
 from cifar_train.errors import UserError
+from cifar_train.models import get_spec
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 
@@ -121,24 +122,24 @@ def stratified_split(labels: torch.Tensor, val_size: int, seed: int) -> tuple[to
 
 
 def train_transform(cfg: TrainConfig) -> v2.Transform:
-    """The seed's training augmentation, on uint8 (3, H, W) tensors."""
-    mean, std = mean_std(cfg.arch)
-    if cfg.arch == "resnet18":
-        augment = [v2.Resize((cfg.image_size, cfg.image_size), antialias=True), v2.RandomHorizontalFlip()]
-    else:
-        augment = [
-            v2.RandomCrop(cfg.image_size, padding=4),
-            v2.RandomHorizontalFlip(),
-            v2.ColorJitter(brightness=0.2, contrast=0.2),
-        ]
-    return v2.Compose([*augment, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+    """Per-sample training augmentation (the architecture's own, plus the recipe's extras) on uint8 (3, H, W)."""
+    spec = get_spec(cfg.arch)
+    extras = [v2.RandomRotation(cfg.rotation)] if cfg.rotation else []
+    erase = [v2.RandomErasing(p=1.0, scale=_square(cfg.cutout, cfg.image_size), ratio=(1.0, 1.0))] if cfg.cutout else []
+    return v2.Compose([*spec.augment(cfg.image_size), *extras, v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(spec.mean, spec.std), *erase])
+
+
+def _square(side: int, image_size: int) -> tuple[float, float]:
+    area = min(side / image_size, 1.0) ** 2
+    return area, area
 
 
 def eval_transform(arch: str, image_size: int) -> v2.Transform:
     """Deterministic eval preprocessing: resize when the size differs, scale to [0, 1], normalise."""
-    mean, std = mean_std(arch)
-    steps = [v2.Resize((image_size, image_size), antialias=True)] if arch == "resnet18" else []
-    return v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+    spec = get_spec(arch)
+    return v2.Compose([*spec.resize(image_size), v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(spec.mean, spec.std)])
 
 
 class TensorImageDataset(Dataset):

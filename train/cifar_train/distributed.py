@@ -62,6 +62,15 @@ def all_reduce_sum(t: torch.Tensor, d: Dist) -> torch.Tensor:
     return t
 
 
+def gather(t: torch.Tensor, d: Dist) -> torch.Tensor:
+    """Every rank's rows of `t` (a CPU tensor), concatenated in rank order; the tensor itself without torchrun."""
+    if not d.enabled:
+        return t
+    parts: list[torch.Tensor | None] = [None] * d.world_size
+    dist.all_gather_object(parts, t)
+    return torch.cat([p for p in parts if p is not None])
+
+
 def broadcast_buffers(model: torch.nn.Module, d: Dist) -> None:
     """Copy rank 0's buffers (BatchNorm running stats) to every rank.
 

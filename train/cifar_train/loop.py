@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +39,8 @@ class EpochStats:
 class Evaluation:
     loss: float
     confusion: torch.Tensor  # (C, C) counts over all ranks
+    probs: torch.Tensor  # (N, C) softmax probabilities of this rank's images (ROC curves)
+    labels: torch.Tensor  # (N,) their true classes
 
     @property
     def acc(self) -> float:
@@ -58,19 +61,30 @@ def autocast(device: torch.device, amp: bool) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda")
 
 
+@dataclass(frozen=True)
+class StepOptions:
+    """How one optimizer step runs: precision, memory format, loss, and gradient accumulation."""
+
+    amp: bool = False  # float16 autocast (CUDA only)
+    channels_last: bool = False
+    label_smoothing: float = 0.0
+    micro_batch: int = 0  # forward/backward in chunks of this many images, one optimizer step; 0 = whole batch
+
+
 def train_one_epoch(
     model: nn.Module,
-    loader: DataLoader,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     device: torch.device,
-    amp: bool,
-    channels_last: bool,
+    opts: StepOptions,
     d: Dist,
     description: str = "train",
+    after_step: Callable[[], None] | None = None,
 ) -> EpochStats:
+    """One pass over `loader`; after_step runs after every optimizer step (schedulers, weight averaging)."""
     model.train()
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    memory_format = torch.channels_last if opts.channels_last else torch.contiguous_format
     totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, images; no per-step sync
     data_seconds = 0.0
     start = time.perf_counter()
@@ -81,16 +95,19 @@ def train_one_epoch(
             data_seconds += time.perf_counter() - tick
             x = x.to(device, non_blocking=True, memory_format=memory_format)
             y = y.to(device, non_blocking=True)
-            with autocast(device, amp):
-                logits = model(x)
-                loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            for xc, yc in zip(x.split(opts.micro_batch or len(x)), y.split(opts.micro_batch or len(x)), strict=True):
+                with autocast(device, opts.amp):
+                    logits = model(xc)
+                    loss = F.cross_entropy(logits, yc, label_smoothing=opts.label_smoothing)
+                scaler.scale(loss * (len(yc) / len(y))).backward()  # chunks add up to the batch-mean gradient
+                totals[0] += loss.detach() * len(yc)
+                totals[1] += (logits.argmax(1) == yc).sum()
+                totals[2] += len(yc)
             scaler.step(optimizer)
             scaler.update()
-            totals[0] += loss.detach() * len(y)
-            totals[1] += (logits.argmax(1) == y).sum()
-            totals[2] += len(y)
+            if after_step:
+                after_step()
             if bar.tasks[task].completed % 20 == 0:  # reading the loss syncs the GPU: not every step
                 bar.update(task, info=f"loss {float(totals[0] / totals[2]):.3f}")
             bar.update(task, advance=1)
@@ -109,26 +126,33 @@ def evaluate(
     num_classes: int,
     batch_size: int,
     device: torch.device,
-    amp: bool,
+    opts: StepOptions,
     d: Dist,
     workers: int = 0,
     description: str = "eval",
 ) -> Evaluation:
     """Loss and confusion matrix over the whole dataset; under torchrun each rank takes every world_size-th image."""
     model.eval()
+    memory_format = torch.channels_last if opts.channels_last else torch.contiguous_format
     shard = Subset(dataset, range(d.rank, len(dataset), d.world_size))  # exact cover, no padding duplicates
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=workers)
     loss_sum = torch.zeros(1, dtype=torch.float64)
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    probs, labels = [], []
     with _progress(description, d.is_main) as bar:
         task = bar.add_task("", total=len(loader), info="")
         for x, y in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with autocast(device, amp):
+            x = x.to(device, non_blocking=True, memory_format=memory_format)
+            y = y.to(device, non_blocking=True)
+            with autocast(device, opts.amp):
                 logits = model(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
             confusion += confusion_matrix(logits.argmax(1).cpu(), y.cpu(), num_classes)
+            probs.append(logits.float().softmax(1).cpu())
+            labels.append(y.cpu())
             bar.update(task, advance=1)
     all_reduce_sum(loss_sum, d)
     all_reduce_sum(confusion, d)
-    return Evaluation(float(loss_sum / confusion.sum().clamp(min=1)), confusion)
+    return Evaluation(float(loss_sum / confusion.sum().clamp(min=1)), confusion,
+                      torch.cat(probs) if probs else torch.zeros(0, num_classes), torch.cat(labels) if labels
+                      else torch.zeros(0, dtype=torch.int64))

@@ -37,3 +37,22 @@ def classification_report(confusion: torch.Tensor, classes: tuple[str, ...]) -> 
         "classes": list(classes),
         "confusion_matrix": confusion.tolist(),
     }
+
+
+def roc_curves(probs: torch.Tensor, labels: torch.Tensor) -> dict[int, tuple[torch.Tensor, torch.Tensor, float]]:
+    """One-vs-rest ROC per class from (N, C) scores: {class: (false positive rates, true positive rates, AUC)}.
+
+    Thresholds are every distinct score; ties move together (no optimistic ordering). AUC by the trapezoid rule.
+    """
+    curves = {}
+    for c in range(probs.shape[1]):
+        positive = labels == c
+        if positive.all() or not positive.any():
+            continue  # one class only among these images: the curve is undefined
+        scores, order = probs[:, c].double().sort(descending=True)
+        hits = positive[order].double()
+        last_of_tie = torch.cat([scores[1:] != scores[:-1], torch.tensor([True])])
+        tpr = torch.cat([torch.zeros(1), hits.cumsum(0)[last_of_tie] / hits.sum()])
+        fpr = torch.cat([torch.zeros(1), (1 - hits).cumsum(0)[last_of_tie] / (1 - hits).sum()])
+        curves[c] = (fpr, tpr, float(torch.trapezoid(tpr, fpr)))
+    return curves

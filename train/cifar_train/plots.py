@@ -67,3 +67,31 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path, t
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
     ax.set_title(title)
     _save(fig, path)
+
+
+def plot_time_to_accuracy(curves: dict[str, list[tuple[float, float]]], path: Path, title: str) -> None:
+    """Validation accuracy against cumulative training minutes, one line per run (label -> [(minutes, acc)])."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, points in curves.items():
+        ax.plot([m for m, _ in points], [a * 100 for _, a in points], "o-", ms=3, label=label)
+    ax.set_xlabel("training time (minutes, epochs and per-epoch validation; this machine)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_roc(curves: dict[int, tuple], classes: list[str], path: Path, title: str) -> None:
+    """One-vs-rest ROC curve of every class, AUC in the legend."""
+    fig, ax = plt.subplots(figsize=(7, 6))
+    for c, (fpr, tpr, auc) in curves.items():
+        ax.plot(fpr.numpy(), tpr.numpy(), lw=1.2, label=f"{classes[c]} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], color="0.6", ls="--", lw=1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    ax.set_title(title)
+    _save(fig, path)

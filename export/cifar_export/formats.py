@@ -1,0 +1,73 @@
+"""The registry of export formats. A format is one file in this package that registers how to write a model,
+read it back as an Engine, and rewrite its metadata; adding a format is adding such a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cifar_export.engines import Engine
+from cifar_export.errors import ExportError
+
+if TYPE_CHECKING:
+    from cifar_runtime import ModelInfo
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What a format may need to know beyond the model and its metadata."""
+
+    opset: int = 18  # ONNX opset
+    static_batch: int = 0  # fix the batch axis to this size; 0 = dynamic
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str  # the CLI's name for it: `cifar-export NAME CKPT`
+    suffix: str  # file name ending, e.g. ".onnx", ".torchscript.pt"
+    summary: str
+    export: Callable[[Any, ModelInfo, ExportOptions, Path], None]  # (eval-mode module, metadata, options, path)
+    load: Callable[[Path], Engine]  # read a written file back (its metadata in Engine.info)
+    restamp: Callable[[Path, dict[str, str], Path], None]  # (written file, new metadata props, destination)
+
+
+FORMATS: dict[str, Format] = {}
+
+
+def register(fmt: Format) -> Format:
+    FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def file_name(arch: str, fmt: Format, tta: int = 0) -> str:
+    """cnn + onnx -> cnn.onnx; with test-time augmentation in the graph: airbench94.tta2.onnx."""
+    return f"{arch}{f'.tta{tta}' if tta else ''}{fmt.suffix}"
+
+
+def format_of(path: Path) -> Format | None:
+    """The registered format whose suffix ends the file name (the longest match), or None."""
+    matches = [f for f in FORMATS.values() if path.name.endswith(f.suffix)]
+    return max(matches, key=lambda f: len(f.suffix)) if matches else None
+
+
+def open_engine(path: Path, device: str = "cpu") -> Engine:
+    """The engine for an exported file of any registered format, or for a cifar-train checkpoint (.pt)."""
+    if not path.is_file():
+        raise ExportError(f"model file {path} does not exist")
+    fmt = format_of(path)
+    if fmt is not None:
+        return fmt.load(path)
+    if path.suffix == ".pt":
+        from cifar_export.source import checkpoint_engine, load_source
+
+        source = load_source(path)
+        return checkpoint_engine(source, source.trained_tta)
+    known = ", ".join(f.suffix for f in FORMATS.values())
+    raise ExportError(f"{path} is not an exported model ({known}) or a cifar-train checkpoint (.pt)")
+
+
+# Importing the modules fills the registry.
+from cifar_export import onnx_export, pt2, torchscript  # noqa: E402, F401

@@ -1,0 +1,163 @@
+"""The fast recipe's parts, each checked on its own, and a whole fast run (resumed mid-lookahead) on the fixture."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+import cifar_train.run as run_module
+from cifar_train import RECIPES, create_model, load_checkpoint
+from cifar_train import TestTimeAugmentation as TTA
+from cifar_train.augment import BatchAugmentLoader, translate
+from cifar_train.optim import Lookahead, build_optimizer, lr_factor, prepare_model
+from cifar_train.run import train
+
+
+def fast_config(data: Path, out: Path, **changes):
+    # Small batches so that a few hundred fixture images make several steps per epoch.
+    base = dict(data=str(data), out=str(out), val_size=50, batch_size=32, micro_batch=16, device="cpu", epochs=4,
+                lookahead_start=1, lookahead_every=2, whiten_bias_epochs=2)
+    return replace(RECIPES["fast"].config, **{**base, **changes})
+
+
+def test_alternating_flip_mirrors_each_image_on_every_other_epoch():
+    images = torch.arange(4 * 3 * 4 * 4, dtype=torch.uint8).view(4, 3, 4, 4)
+    labels = torch.arange(4)
+
+    def epoch(e):  # images in label order, as the loader produced them
+        x, y = next(iter(BatchAugmentLoader(images, labels, (0, 0, 0), (1, 1, 1), 4, e, 0, flip="alternate")))
+        return x[torch.argsort(y)]
+
+    plain = images.float() / 255
+    for e in (1, 2, 3):
+        a, b = epoch(e), epoch(e + 1)
+        for i in range(4):
+            flipped = [torch.equal(v[i], plain[i].flip(-1)) for v in (a, b)]
+            assert sorted(flipped) == [False, True]  # mirrored in exactly one of two consecutive epochs
+
+
+def test_translate_shifts_by_whole_pixels_with_reflected_borders():
+    x = torch.arange(2 * 1 * 5 * 5, dtype=torch.float32).view(2, 1, 5, 5)
+    out = translate(x, torch.tensor([[1, 0], [0, -2]]), 2)
+    assert torch.equal(out[0, 0, :-1], x[0, 0, 1:])  # image 0 moved up one row...
+    assert torch.equal(out[0, 0, -1], x[0, 0, -2])  # ...its last row is the reflection of the border
+    assert torch.equal(out[1, 0, :, 2:], x[1, 0, :, :3])  # image 1 moved right two columns
+
+
+def test_triangle_schedule_warms_up_peaks_and_decays():
+    cfg = RECIPES["fast"].config
+    steps = 10
+    factors = [lr_factor(cfg, s, steps) for s in range(cfg.epochs * steps)]
+    peak = int(cfg.peak_at * cfg.epochs * steps)
+    assert factors[0] == pytest.approx(cfg.warmup_from) and factors[peak] == pytest.approx(1.0)
+    assert max(factors) == pytest.approx(1.0) and factors[-1] == pytest.approx(cfg.decay_to, abs=0.01)
+    assert all(a <= b for a, b in zip(factors[:peak], factors[1:peak + 1], strict=True))
+
+
+def test_recipe_inits_whiten_freeze_and_group_the_optimizer(cifar_fixture):
+    cfg = RECIPES["fast"].config
+    model = create_model("airbench94")
+    images = torch.randn(64, 3, 32, 32)
+    prepare_model(model, cfg, images)
+    patches = images.unfold(2, 2, 1).unfold(3, 2, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, 12)
+    white = patches @ model.whiten.weight[:12].reshape(12, 12).T  # the first 12 filters: whitened coordinates
+    cov = white.T @ white / len(white)
+    assert torch.allclose(cov, torch.eye(12), atol=0.05)  # whitening: identity covariance on its own data
+    assert not model.whiten.weight.requires_grad
+    assert all(not m.weight.requires_grad for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    conv = model.group2.conv1.weight  # (256, 64, 3, 3): dirac on the first 64 filters
+    assert torch.equal(conv[:64, :, 1, 1], torch.eye(64)) and conv[:64].abs().sum() == 64
+    groups = build_optimizer(model, cfg).param_groups
+    assert groups[1]["lr"] == pytest.approx(groups[0]["lr"] * cfg.bn_bias_lr_scale)
+    assert groups[1]["lr"] * groups[1]["weight_decay"] == pytest.approx(groups[0]["lr"] * groups[0]["weight_decay"])
+
+
+def test_lookahead_pulls_the_weights_toward_their_average():
+    model = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    la = Lookahead(model, every=1, total_steps=1)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    la.blend(model, 0.75)
+    assert torch.allclose(model.weight, torch.full((1, 2), 0.25)) and torch.allclose(la.average["weight"], model.weight)
+
+
+def test_tta_level_2_averages_six_views_and_level_0_is_the_model():
+    model = create_model("airbench94").eval()
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(TTA(model, 0)(x), model(x))
+        mirrored = 0.5 * (model(x) + model(x.flip(3)))
+        assert torch.allclose(TTA(model, 1)(x), mirrored, atol=1e-5)
+        padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+        shifts = [padded[:, :, :-2, :-2], padded[:, :, 2:, 2:]]
+        expected = 0.5 * mirrored + 0.25 * sum(0.5 * (model(s) + model(s.flip(3))) for s in shifts)
+        assert torch.allclose(TTA(model, 2)(x), expected, atol=1e-5)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_fast_run_resumed_mid_lookahead_reaches_the_same_weights(cifar_fixture, tmp_path, monkeypatch):
+    unbroken = train(fast_config(cifar_fixture, tmp_path / "a"))
+    real_save = run_module.save_checkpoint
+
+    def save_then_crash(path, ckpt):
+        real_save(path, ckpt)
+        if path.name == "last.pt" and ckpt["epoch"] == 2:
+            raise Crash  # after epoch 2: the lookahead average and whitening-bias freeze are both in play
+
+    monkeypatch.setattr(run_module, "save_checkpoint", save_then_crash)
+    with pytest.raises(Crash):
+        train(fast_config(cifar_fixture, tmp_path / "b"))
+    monkeypatch.setattr(run_module, "save_checkpoint", real_save)
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["lookahead"] is not None
+    resumed = train(fast_config(cifar_fixture, tmp_path / "b"), resume=True)
+    a, b = unbroken.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    metrics = resumed.metrics
+    assert set(metrics["test_acc_by_tta"]) == {"0", "1", "2"} and metrics["tta"] == 2
+    assert metrics["test_acc"] == metrics["test_acc_by_tta"]["2"]
+    assert metrics["timing"]["final_eval_seconds"] > 0
+
+
+def test_the_fast_recipe_runs_on_the_seed_cnn(cifar_fixture, tmp_path):
+    metrics = train(replace(fast_config(cifar_fixture, tmp_path), arch="cnn", whiten_init=False, epochs=2)).metrics
+    assert metrics["arch"] == "cnn" and 0 <= metrics["test_acc"] <= 1
+
+
+def test_unfreeze_and_backbone_lr_scale_make_differential_learning_rates():
+    cfg = replace(RECIPES["resnet18"].config, unfreeze="layer3", backbone_lr_scale=0.1, pretrained=False)
+    model = create_model("resnet18")
+    prepare_model(model, cfg, None)
+    trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"layer3", "layer4", "fc"}
+    groups = build_optimizer(model, cfg, head="fc").param_groups
+    sizes = sorted((g["lr"], sum(p.numel() for p in g["params"])) for g in groups)
+    backbone = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and not n.startswith("fc."))
+    assert sizes == [(pytest.approx(cfg.lr * 0.1), backbone), (cfg.lr, 5130)]  # fc: 512 * 10 + 10
+    with pytest.raises(Exception, match="layer9"):
+        prepare_model(create_model("resnet18"), replace(cfg, unfreeze="layer9"), None)
+
+
+def test_onecycle_warms_up_then_anneals_to_zero():
+    cfg = replace(RECIPES["cnn"].config, schedule="onecycle", epochs=2, peak_at=0.25, warmup_from=0.1)
+    factors = [lr_factor(cfg, s, 10) for s in range(20)]
+    assert factors[0] == pytest.approx(0.1) and factors[5] == pytest.approx(1.0)
+    assert factors[-1] < 0.02 and all(a >= b for a, b in zip(factors[5:], factors[6:], strict=False))
+
+
+def test_tensorboard_logs_every_epoch_offline(cifar_fixture, tmp_path):
+    pytest.importorskip("tensorboard", reason="needs the tensorboard extra: pip install './train[tensorboard]'")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(replace(RECIPES["cnn"].config, data=str(cifar_fixture), out=str(tmp_path), val_size=50, epochs=2,
+                  device="cpu", tensorboard=True))
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("val/acc")] == [1, 2]
+    assert {"train/loss", "lr"} <= set(events.Tags()["scalars"])
