@@ -67,10 +67,12 @@ def run_measured(cmd: list[str]) -> tuple[subprocess.CompletedProcess[str], floa
 
 def check_folder(model: Path | None, data: Path, predictions: Path, batch_size: int = 64) -> FolderCheck:
     """Run `cifar-infer FOLDER --format jsonl` into `predictions`, then compare labels with folder names."""
-    classes = Classifier(model, device="cpu").classes
-    folder, files, _ = labelled_files(data, "test", classes)
+    classifier = Classifier(model, device="cpu")
+    folder, files, _ = labelled_files(data, "test", classifier.classes)
+    # The file named is the file scored: cifar-infer's default `--precision auto` could pick its int8 sibling.
+    precision = ["--precision", classifier.info.precision] if model else []
     cmd = [*cifar_infer_command(), str(folder), "--format", "jsonl", "--output", str(predictions),
-           "--batch-size", str(batch_size)] + (["--model", str(model)] if model else [])
+           "--batch-size", str(batch_size)] + (["--model", str(model), *precision] if model else [])
     r, seconds, peak_mb = run_measured(cmd)
     if r.returncode not in (0, 1):  # 1: some files failed, each with its row
         raise ExportError(f"cifar-infer exited {r.returncode}: {(r.stderr.strip().splitlines() or [''])[-1]}")
