@@ -100,18 +100,27 @@ def _bench_section(bench: dict | None) -> list[str]:
     return lines
 
 
-def _folder_section(check: dict | None) -> list[str]:
+def _command(command: str) -> str:
+    """A recorded command as a reader types it: the program's name, not this machine's path to it."""
+    program, _, rest = command.partition(" ")
+    return f"{Path(program).name} {rest}"
+
+
+def _folder_section(checks: list[dict]) -> list[str]:
     lines = ["## End to end through `cifar-infer`", ""]
-    if check is None:
+    if not checks:
         return lines + ["Not measured yet (`cifar-export folder-check`).", ""]
-    return lines + [
-        f"`{check['command']}`",
-        "",
-        f"{check['classified']} of {check['files']} files classified ({check['failed']} failed), accuracy "
-        f"**{check['accuracy']:.2f}%**, {check['seconds']:.1f} s wall time = **{check['images_per_s']:.0f} images/s** "
-        f"(process start to exit, batch {check['batch_size']}), peak RSS {check['peak_rss_mb']:.0f} MB.",
-        "",
-    ]
+    for check in checks:
+        lines += [
+            f"`{_command(check['command'])}`",
+            "",
+            f"{check['classified']} of {check['files']} files classified ({check['failed']} failed), accuracy "
+            f"**{check['accuracy']:.2f}%**, {check['seconds']:.1f} s wall time = **{check['images_per_s']:.0f} "
+            f"images/s** (process start to exit, batch {check['batch_size']}), peak RSS of the cifar-infer process "
+            f"{check['peak_rss_mb']:.0f} MB.",
+            "",
+        ]
+    return lines
 
 
 def _minutes(timing: dict) -> list[str]:
@@ -217,7 +226,7 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
         "",
         *_parity_section(run),
         *_bench_section(bench),
-        *_folder_section(_load(run / "folder_check.json")),
+        *_folder_section([json.loads(p.read_text()) for p in sorted(run.glob("folder_check*.json"))]),
         "## Known limits",
         "",
         "- Trained and evaluated on 32×32 CIFAR-10 images of ten classes. Any other image is squashed to 32×32 "
@@ -230,7 +239,7 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
         "## Reproduce",
         "",
         "```bash",
-        *REPRODUCE.format(arch=arch, recipe=recipe_name, run=run, onnx=onnx_name).splitlines(),
+        *REPRODUCE.format(arch=arch, recipe=recipe_name, run=run, onnx=onnx_name, seed=cfg["seed"]).splitlines(),
         "```",
         "",
     ]
@@ -241,7 +250,7 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
 
 REPRODUCE = """\
 pip install ./runtime ./train ./export
-cifar-train {recipe} --data ../shared/cifar10-jpeg --out runs/{recipe}     # add --resume after an interruption
+cifar-train {recipe} --data ../shared/cifar10-jpeg --out runs/{recipe} --seed {seed}   # --resume after a stop
 mkdir -p {run} && cp runs/{recipe}/{{best.pt,metrics.json,history.csv,curves.png,confusion.png}} {run}/
 cifar-export all {run}/best.pt --data ../shared/cifar10-jpeg            # every format, parity on the 10k test images
 cifar-export quantize {run}/{onnx} --int8 --data ../shared/cifar10-jpeg

@@ -68,10 +68,10 @@ def model_info(source: Source, tta: int, extra: dict[str, str]) -> ModelInfo:
         layout="NCHW",
         precision="fp32",
         source_sha256=source.sha256,
-        # The run's figures describe the model as evaluated (with the run's TTA); they travel only when the file
-        # computes the same thing.
-        val_acc=_optional_float(metrics.get("val_acc")) if tta == source.trained_tta else None,
-        test_acc=_optional_float(metrics.get("test_acc")) if tta == source.trained_tta else None,
+        # The run's figures describe the model as evaluated at some TTA level; they travel only when the file
+        # computes the same thing (runs record every level up to their own).
+        val_acc=_at_level(metrics, "val_acc", tta, source.trained_tta),
+        test_acc=_at_level(metrics, "test_acc", tta, source.trained_tta),
         producer=PRODUCER,
         extra={"config": json.dumps(ckpt.get("config") or {}, default=str), "tta": str(tta), **extra},
     )
@@ -100,5 +100,7 @@ def find_checkpoint(sha256: str, model_file: Path, root: Path = ARTIFACTS) -> Pa
     )
 
 
-def _optional_float(v: object) -> float | None:
-    return None if v is None else float(v)  # type: ignore[arg-type]
+def _at_level(metrics: dict[str, Any], key: str, tta: int, trained_tta: int) -> float | None:
+    """metrics[key] when the file's TTA level is the run's, else the run's figure at that level, if recorded."""
+    value = metrics.get(key) if tta == trained_tta else (metrics.get(f"{key}_by_tta") or {}).get(str(tta))
+    return None if value is None else float(value)

@@ -9,7 +9,7 @@ from pathlib import Path
 from cifar_runtime.errors import ModelError
 
 ENV_VAR = "CIFAR_MODEL"
-BUNDLED_NAME = "cifar10_cnn.onnx"  # added to cifar_runtime/models/ when a trained model ships
+BUNDLED_NAME = "cifar10_fast.onnx"  # added to cifar_runtime/models/ when a trained model ships
 
 
 def bundled_model() -> Path | None:

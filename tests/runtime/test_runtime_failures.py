@@ -65,6 +65,12 @@ def many_files(tmp_path: Path, test_images: list[Path], n: int) -> Path:
     return folder
 
 
+def default_sigint() -> None:
+    """In the child: Ctrl-C handled as in a terminal, even if this test process inherited SIGINT ignored (a child
+    started with SIG_IGN keeps it, and Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_when(proc: subprocess.Popen[str], ready: Path) -> str:
     """Send SIGINT once `ready` has content (the run is writing rows); the process's stderr."""
     deadline = time.monotonic() + TIMEOUT
@@ -77,16 +83,16 @@ def interrupt_when(proc: subprocess.Popen[str], ready: Path) -> str:
 
 
 def test_ctrl_c_says_rows_written_and_the_resume_command_that_finishes(tmp_path: Path, test_images: list[Path]) -> None:
-    folder = many_files(tmp_path, test_images, 2000)
+    folder = many_files(tmp_path, test_images, 20000)
     out = tmp_path / "out.jsonl"
     args = ["-m", TINY, "-f", "jsonl", "-o", out, "--batch-size", "1", "--workers", "1", folder]
-    proc = subprocess.Popen([SCRIPT, *map(str, args)], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([SCRIPT, *map(str, args)], stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     stderr = interrupt_when(proc, out)
     assert proc.returncode == EXIT_INTERRUPTED
     (line,) = stderr.splitlines()
     rows = out.read_text(encoding="utf-8").splitlines()
     assert line.startswith(f"cifar-infer: interrupted: {len(rows)} rows written to {out}; to continue: cifar-infer ")
-    assert 0 < len(rows) < 2000
+    assert 0 < len(rows) < 20000
     command = shlex.split(line.split("; to continue: ")[1])
     assert command[-2:] == ["--resume", str(folder)]
     done = subprocess.run([SCRIPT, *command[1:]], capture_output=True, text=True, timeout=TIMEOUT)
@@ -96,11 +102,11 @@ def test_ctrl_c_says_rows_written_and_the_resume_command_that_finishes(tmp_path:
 
 
 def test_ctrl_c_leaves_an_earlier_json_file_intact(tmp_path: Path, test_images: list[Path]) -> None:
-    folder = many_files(tmp_path, test_images, 2000)
+    folder = many_files(tmp_path, test_images, 20000)
     out = tmp_path / "out.json"
     out.write_text('[{"path": "earlier run"}]\n', encoding="utf-8")
     args = ["-m", TINY, "-f", "json", "-o", out, "--batch-size", "1", "--workers", "1", folder]
-    proc = subprocess.Popen([SCRIPT, *map(str, args)], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([SCRIPT, *map(str, args)], stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     stderr = interrupt_when(proc, tmp_path / f".out.json.{proc.pid}.tmp")  # json goes to a temporary file
     assert proc.returncode == EXIT_INTERRUPTED
     assert stderr == (

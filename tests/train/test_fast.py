@@ -120,7 +120,9 @@ def test_fast_run_resumed_mid_lookahead_reaches_the_same_weights(cifar_fixture, 
     a, b = unbroken.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     metrics = resumed.metrics
-    assert set(metrics["test_acc_by_tta"]) == {"0", "1", "2"} and metrics["tta"] == 2
+    assert set(metrics["test_acc_by_tta"]) == set(metrics["val_acc_by_tta"]) == {"0", "1", "2"}
+    assert metrics["tta"] == 2 and metrics["val_acc"] == metrics["val_acc_by_tta"]["2"]
+    assert load_checkpoint(tmp_path / "b" / "best.pt")["metrics"]["test_acc_by_tta"] == metrics["test_acc_by_tta"]
     assert metrics["test_acc"] == metrics["test_acc_by_tta"]["2"]
     assert metrics["timing"]["final_eval_seconds"] > 0
 

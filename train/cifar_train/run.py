@@ -267,8 +267,9 @@ def finish(cfg: TrainConfig, data: Datasets, out: Path, device: torch.device, op
     by_tta = {level: evaluate(TestTimeAugmentation(model, level), data.test, *args, description=f"test tta {level}")
               for level in range(cfg.tta + 1)}
     test = by_tta[cfg.tta]
-    val = evaluate(TestTimeAugmentation(model, cfg.tta), data.val, *args, description="val") \
-        if data.val is not None else None
+    val_by_tta = {level: evaluate(TestTimeAugmentation(model, level), data.val, *args, description=f"val tta {level}")
+                  for level in range(cfg.tta + 1)} if data.val is not None else {}
+    val = val_by_tta.get(cfg.tta)
     final_eval_seconds = time.perf_counter() - tick
     probs, labels = gather(test.probs, d), gather(test.labels, d)
     roc = roc_curves(probs, labels)
@@ -287,6 +288,7 @@ def finish(cfg: TrainConfig, data: Datasets, out: Path, device: torch.device, op
         "test_loss": test.loss,
         "tta": cfg.tta,
         "test_acc_by_tta": {str(level): e.acc for level, e in by_tta.items()},
+        "val_acc_by_tta": {str(level): e.acc for level, e in val_by_tta.items()},
         "test": classification_report(test.confusion, data.classes),
         "test_roc_auc": {data.classes[c]: auc for c, (_, _, auc) in roc.items()},  # one-vs-rest, per class
         "val": classification_report(val.confusion, data.classes) if val else None,
@@ -313,7 +315,8 @@ def finish(cfg: TrainConfig, data: Datasets, out: Path, device: torch.device, op
         + (f"val acc {val.acc:.2%}, " if val else "") + f"test acc {test.acc:.2%}  -> {out}")
     if d.is_main:
         best["metrics"] = {**best["metrics"], "val_acc": metrics["val_acc"], "val_loss": metrics["val_loss"],
-                           "test_acc": test.acc, "test_loss": test.loss}
+                           "test_acc": test.acc, "test_loss": test.loss, "tta": cfg.tta,
+                           "val_acc_by_tta": metrics["val_acc_by_tta"], "test_acc_by_tta": metrics["test_acc_by_tta"]}
         save_checkpoint(out / "best.pt", best)
         write_json(metrics, out / "metrics.json")
         title = f"{cfg.arch} on CIFAR-10"
