@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS, DRAFT_FACTOR
@@ -43,3 +45,10 @@ def test_readme_states_the_limits_and_the_auto_precision_rule_of_the_code() -> N
     assert f"(default {DEFAULT_MAX_PIXELS:,} = 4096 × 4096)" in limits and DEFAULT_MAX_PIXELS == 4096 * 4096
     assert f"at least {DRAFT_FACTOR} × the input's (128 px for 32 × 32)" in limits
     assert f"recorded accuracy drop is at most {AUTO_MAX_DROP} points" in limits
+
+
+def test_readme_python_api_snippet_runs_as_written() -> None:
+    snippet = README.split("### Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    result = subprocess.run([sys.executable, "-c", snippet], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].endswith("of 3 cats; 1 unreadable")
