@@ -20,12 +20,20 @@ import onnxruntime
 import torch
 
 from cifar_export.errors import ExportError, one_line
-from cifar_export.export import TRAINED, ExportConfig, ensure_writable, export_checkpoint, provenance
+from cifar_export.export import TRAINED, ExportConfig, export_checkpoint, provenance
 from cifar_export.images import load_images, split_folder
 from cifar_export.parity import ParityConfig
 from cifar_export.quantize import QuantizeConfig, quantize_model
 from cifar_export.source import load_source, model_info
-from cifar_train import MODELS, atomic_write, build_checkpoint, create_model, scan_image_folder, without_training_state
+from cifar_train import (
+    MODELS,
+    atomic_write,
+    build_checkpoint,
+    create_model,
+    ensure_writable,
+    scan_image_folder,
+    without_training_state,
+)
 
 
 @dataclass(frozen=True)

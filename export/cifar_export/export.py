@@ -26,7 +26,7 @@ from cifar_export.images import load_images
 from cifar_export.parity import ParityConfig, ParityReport, check_parity
 from cifar_export.source import Source, build_model, checkpoint_engine, load_source, model_info
 from cifar_runtime import ModelInfo, validate_metadata
-from cifar_train import atomic_write
+from cifar_train import atomic_write, ensure_writable
 
 TRAINED = -1  # tta: the level the checkpoint's run evaluated with (its reported accuracy)
 
@@ -142,13 +142,3 @@ def provenance(config: object, source: Source | None) -> dict[str, object]:
         record["checkpoint"] = source.path.name  # the name, not the machine's absolute path
         record["checkpoint_sha256"] = source.sha256
     return record
-
-
-def ensure_writable(folder: Path) -> None:
-    """Create `folder` and prove a file can be written there, before any slow work starts."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise ExportError(f"cannot write to {folder} ({e.strerror or e}): pass --out with a writable folder") from e

@@ -15,6 +15,7 @@ _PUBLIC = {
     # checkpoints
     "atomic_write": "checkpoint", "build_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
     "model_from_checkpoint": "checkpoint", "sha256_file": "checkpoint", "without_training_state": "checkpoint",
+    "ensure_writable": "checkpoint",
     # models and recipes
     "MODELS": "models", "ModelSpec": "models", "get_spec": "models", "create_model": "models",
     "RECIPES": "config", "Recipe": "config", "TrainConfig": "config", "recipe_of": "config",

@@ -42,6 +42,16 @@ def atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+def ensure_writable(folder: Path) -> None:
+    """Create `folder` and prove a file can be written there, before any slow work starts."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UserError(f"cannot write to {folder} ({e.strerror or e}): pass --out with a writable folder") from e
+
+
 TRAINING_STATE = ("optimizer", "scheduler", "scaler", "lookahead", "rng")
 
 

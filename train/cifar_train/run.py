@@ -7,7 +7,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -22,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from cifar_train.augment import BatchAugmentLoader, epoch_seed, normalize
-from cifar_train.checkpoint import atomic_write, build_checkpoint, load_checkpoint, save_checkpoint
+from cifar_train.checkpoint import atomic_write, build_checkpoint, ensure_writable, load_checkpoint, save_checkpoint
 from cifar_train.config import RUN_FIELDS, TrainConfig, validate_config
 from cifar_train.data import Datasets, build_datasets
 from cifar_train.distributed import Dist, broadcast_buffers, gather, init_distributed, select_device, shutdown
@@ -129,12 +128,7 @@ def check_out(out: Path, resume: bool, overwrite: bool) -> None:
     if not resume and not overwrite and any((out / f).exists() for f in ("last.pt", "best.pt")):
         raise UserError(f"{out} already holds a run: pass --resume to continue it, --overwrite to start over, "
                         "or a new --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as e:
-        raise UserError(f"cannot write to --out {out} ({e.strerror or e})") from e
+    ensure_writable(out)
 
 
 def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None,
