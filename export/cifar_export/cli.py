@@ -61,7 +61,7 @@ Tta = Annotated[
     typer.Option("--tta", min=-1, max=2, help="Test-time augmentation inside the graph: 0 none, 1 mirror, 2 mirror + "
                  "1-pixel shifts; -1 = what the run evaluated with (its reported accuracy)."),
 ]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace files that already exist.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace files that already exist.", metavar="")]
 Atol = Annotated[float, typer.Option("--atol", min=0.0, help="fp32: largest allowed |logit difference|.")]
 MinAgreement = Annotated[
     float, typer.Option("--min-agreement", min=0.0, max=100.0, help="fp32: top-1 agreement required, percent.")

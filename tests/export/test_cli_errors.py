@@ -126,3 +126,23 @@ def test_a_checkpoint_carrying_pickled_code_is_refused_and_nothing_runs(command:
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "cannot read checkpoint" in result.stderr, result.output
     assert not marker.exists()
+
+
+def test_switches_show_no_value_placeholder() -> None:
+    for command in ("quantize", "onnx", "all"):
+        lines = runner.invoke(app, [command, "--help"], terminal_width=200).output.splitlines()
+        assert not [line for line in lines if "<bool>" in line and "--help" not in line], command
+
+
+@pytest.mark.parametrize("name", ["cat\x1b[2J", "line\nbreak", ""])
+def test_hostile_class_names_are_refused_before_anything_is_written(name: str, cnn_checkpoint: Path,
+                                                                    tmp_path: Path) -> None:
+    ckpt = torch.load(cnn_checkpoint, weights_only=True)
+    ckpt["classes"][3] = name
+    path = tmp_path / "best.pt"
+    torch.save(ckpt, path)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["onnx", str(path), "--out", str(out), "--limit", "8"])
+    assert result.exit_code == 2 and "invalid metadata" in result.stderr, result.output
+    assert "\x1b" not in result.stderr and result.stderr.count("\n") == 1
+    assert not out.exists() or not list(out.iterdir())

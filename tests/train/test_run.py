@@ -187,3 +187,9 @@ def test_resume_refuses_a_checkpoint_carrying_pickled_code(cifar_fixture, tmp_pa
                                  "--resume", "--device", "cpu", "--val-size", "50"])
     assert r.exit_code == 2 and "cannot read checkpoint" in r.output
     assert not marker.exists()
+
+
+def test_switches_show_no_value_placeholder_and_no_internal_names():
+    r = CliRunner().invoke(app, ["fast", "--help"], terminal_width=200)
+    assert not [line for line in r.output.splitlines() if "<bool>" in line and "--help" not in line]
+    assert "TrainConfig" not in CliRunner().invoke(app, ["--help"]).output

@@ -1,5 +1,5 @@
-"""`cifar-train RECIPE`: one command per registered recipe; every TrainConfig field is a flag, defaulting to the
-recipe's value. `cifar-train recipes` lists them with their sources.
+"""`cifar-train RECIPE`: one command per registered recipe; every recipe value is a flag, defaulting to the
+recipe's. `cifar-train recipes` lists them with their sources.
 
 Exit codes: 0 done; 2 a problem with the input (data, weights, checkpoint, flags), printed as one line;
 130 interrupted (the last finished epoch is in last.pt: rerun with --resume).
@@ -46,13 +46,15 @@ def recipe_command(recipe: Recipe) -> None:
     for f in fields(TrainConfig):
         default = getattr(recipe.config, f.name)
         kind = {"int": int, "float": float, "bool": bool, "str": str}[f.type]
-        annotation = Annotated[kind, typer.Option(help=f.metadata["help"], show_default=True)]
+        # A switch takes no value: no "<bool>" metavar that would invite `--lookahead true`.
+        annotation = Annotated[kind, typer.Option(help=f.metadata["help"], show_default=True,
+                                                  metavar="" if kind is bool else None)]
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                         annotation=annotation))
     for name, help_ in (("resume", "Continue from --out/last.pt (same flags)."),
                         ("overwrite", "Start over in an --out that already holds a run (its files are replaced).")):
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False,
-                                        annotation=Annotated[bool, typer.Option(help=help_)]))
+                                        annotation=Annotated[bool, typer.Option(help=help_, metavar="")]))
 
     def command(**kwargs: object) -> None:
         resume, overwrite = bool(kwargs.pop("resume")), bool(kwargs.pop("overwrite"))
