@@ -23,7 +23,7 @@ from cifar_export.quantize import QuantizeConfig, quantize_model
 from cifar_export.report import bench_table, parity_table, ratio_lines
 from cifar_export.source import best_checkpoints
 from cifar_export.verify import VerifyConfig, verify_model
-from cifar_runtime import CifarRuntimeError
+from cifar_runtime import EXIT_INTERRUPTED, CifarRuntimeError
 from cifar_train import UserError
 
 app = typer.Typer(
@@ -81,7 +81,7 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(getattr(e, "exit_code", ExportError.exit_code)) from None
     except KeyboardInterrupt:
         err.print("interrupted: nothing was published from the step that was running", highlight=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _show(results: list[ExportResult]) -> None:

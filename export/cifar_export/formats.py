@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 class ExportOptions:
     """What a format may need to know beyond the model and its metadata."""
 
-    opset: int = 18  # ONNX opset
+    opset: int = 18  # ONNX opset: 18, what the dynamo exporter writes natively (onnx_export.py)
     static_batch: int = 0  # fix the batch axis to this size; 0 = dynamic
 
 

@@ -17,7 +17,7 @@ from cifar_train import atomic_write
 INPUT, OUTPUT = "image", "logits"
 # 18 is what the dynamo exporter writes natively; its down-conversion to 17 fails on these models
 # (Reduce* axes), so lower opsets are refused rather than silently written as 18.
-DEFAULT_OPSET = 18
+DEFAULT_OPSET = ExportOptions.opset
 MIN_OPSET = 18
 
 

@@ -15,14 +15,14 @@ import typer
 
 from cifar_runtime.about import model_lines, runtime_lines, version_line
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS, return_large_frees_to_os
-from cifar_runtime.errors import CifarRuntimeError, OutputError, UsageError
+from cifar_runtime.errors import CifarRuntimeError, UsageError
 from cifar_runtime.exitcodes import (
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_OUTPUT_FAILED,
     EXIT_PARTIAL,
     EXIT_USAGE,
     MEANINGS,
+    error_exit_code,
 )
 from cifar_runtime.infer import DEFAULT_WORKERS, InferConfig, infer_files
 from cifar_runtime.inputs import STDIN
@@ -185,12 +185,9 @@ def _run(cfg: InferConfig, paths: list[str], info: bool) -> int:
         if not paths:
             raise typer.BadParameter("give an image file or folder, or - for stdin", param_hint="PATHS")
         summary = infer_files(cfg, paths, sys.stdin, sys.stdout, sys.stderr)
-    except OutputError as e:
-        _say(f"{PROG}: error: {e}")
-        return EXIT_OUTPUT_FAILED
     except CifarRuntimeError as e:
         _say(f"{PROG}: error: {e}")
-        return EXIT_USAGE
+        return error_exit_code(e)
     except KeyboardInterrupt as e:  # infer_files raises Interrupted, which knows the rows; earlier: none
         _say(f"{PROG}: {interrupted_line(cfg, paths, getattr(e, 'rows', 0))}")
         return EXIT_INTERRUPTED

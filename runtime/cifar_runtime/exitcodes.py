@@ -3,12 +3,19 @@
 `MEANINGS` is the one text of the contract: `cifar-infer --help` prints it, and the README's table must match it.
 """
 
+from cifar_runtime.errors import CifarRuntimeError, OutputError
+
 EXIT_OK = 0
 EXIT_PARTIAL = 1
 EXIT_USAGE = 2
 EXIT_CHECK_FAILED = 3
 EXIT_OUTPUT_FAILED = 4
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a process killed by Ctrl-C
+
+def error_exit_code(e: CifarRuntimeError) -> int:
+    """The code for one of our errors: a failed write while running is 4, everything else the user can fix is 2."""
+    return EXIT_OUTPUT_FAILED if isinstance(e, OutputError) else EXIT_USAGE
+
 
 MEANINGS: dict[int, str] = {
     EXIT_OK: "success",

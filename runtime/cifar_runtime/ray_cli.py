@@ -21,8 +21,8 @@ import typer
 
 from cifar_runtime.cli import EPILOG
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS
-from cifar_runtime.errors import CifarRuntimeError, InstallError, OutputError
-from cifar_runtime.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT_FAILED, EXIT_PARTIAL, EXIT_USAGE
+from cifar_runtime.errors import CifarRuntimeError, InstallError
+from cifar_runtime.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, error_exit_code
 from cifar_runtime.locate import ENV_VAR
 from cifar_runtime.text import terminal_safe
 
@@ -107,12 +107,9 @@ def _run(cfg: RayConfig, paths: list[str], output: str, fmt: str, address: str |
         finally:
             if started:  # stops a local instance, leaves a cluster; one that was already up is the caller's
                 ray_data.ray.shutdown()
-    except OutputError as e:
-        _say(f"{PROG}: error: {e}")
-        return EXIT_OUTPUT_FAILED
     except CifarRuntimeError as e:
         _say(f"{PROG}: error: {e}")
-        return EXIT_USAGE
+        return error_exit_code(e)
     except KeyboardInterrupt as e:
         _say(f"{PROG}: interrupted: {getattr(e, 'rows', 0)} rows written to {output}; run it again to redo them all")
         return EXIT_INTERRUPTED
