@@ -23,6 +23,7 @@ from cifar_export.quantize import QuantizeConfig, quantize_model
 from cifar_export.report import bench_table, parity_table, ratio_lines
 from cifar_export.source import best_checkpoints
 from cifar_export.verify import VerifyConfig, verify_model
+from cifar_export.web import WebConfig, build_page
 from cifar_runtime import EXIT_INTERRUPTED, CifarRuntimeError
 from cifar_train import UserError
 
@@ -62,6 +63,9 @@ Tta = Annotated[
                  "1-pixel shifts; -1 = what the run evaluated with (its reported accuracy)."),
 ]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace files that already exist.", metavar="")]
+Raw = Annotated[bool, typer.Option("--raw", metavar="", help=(
+    "ONNX only: a self-contained <name>.raw.onnx that takes uint8 (N, H, W, 3) RGB pixels, does the scaling, "
+    "mean/std and layout change inside the graph, and outputs logits and probabilities."))]
 Atol = Annotated[float, typer.Option("--atol", min=0.0, help="fp32: largest allowed |logit difference|.")]
 MinAgreement = Annotated[
     float, typer.Option("--min-agreement", min=0.0, max=100.0, help="fp32: top-1 agreement required, percent.")
@@ -111,10 +115,11 @@ def export_command(formats: tuple[str, ...], name: str, help_: str) -> None:
         atol: Atol = ParityConfig.atol,
         min_agreement: MinAgreement = ParityConfig.min_agreement,
         overwrite: Overwrite = False,
+        raw: Raw = False,
     ) -> None:
         parity = ParityConfig(atol=atol, min_agreement=min_agreement, limit=limit)
-        cfg = ExportConfig(out=out, options=ExportOptions(opset, static_batch), tta=tta, data=data, parity=parity,
-                           overwrite=overwrite)
+        cfg = ExportConfig(out=out, options=ExportOptions(opset, static_batch, raw), tta=tta, data=data,
+                           parity=parity, overwrite=overwrite)
         with user_errors():
             checkpoints = [checkpoint] if checkpoint else best_checkpoints()
             if checkpoint is None:
@@ -259,3 +264,22 @@ def card(
     """Write <run>/MODEL_CARD.md from the run's metrics, parity reports, bench and folder check."""
     with user_errors():
         console.print(f"written {write_card(run, bench_file)}")
+
+
+@app.command()
+def web(
+    model_file: Annotated[Path, typer.Argument(help="A self-contained .raw.onnx (`cifar-export onnx CKPT --raw`).")],
+    out: Annotated[Path, typer.Option("--out", help="The folder to write. Default: <model>.web beside it.")] = Path(),
+    ort_dist: Annotated[
+        Path | None,
+        typer.Option("--ort-dist", help="onnxruntime-web's dist/ folder. Default: web/node_modules/... of this "
+                                        "clone (`npm ci --prefix web`).", show_default=False),
+    ] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """A static page that classifies dropped images in the browser (onnxruntime-web, offline, nothing uploaded)."""
+    with user_errors():
+        folder = out if out != Path() else model_file.with_name(model_file.name.removesuffix(".onnx") + ".web")
+        written = build_page(model_file, WebConfig(folder, ort_dist, overwrite))
+        console.print(f"written {written}: serve it with `python -m http.server -d {written}` and open "
+                      "http://localhost:8000")

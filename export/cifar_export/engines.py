@@ -1,4 +1,5 @@
 """Every way to run a model, behind one small interface: float32 (B, 3, H, W) normalised in, (B, C) logits out.
+A --raw ONNX file (uint8 pixels in) gets the pixels those inputs were made from, recovered exactly.
 
 Parity, verify, quantize, bench and folder-check all go through these. ONNX files run through
 `cifar_runtime.Classifier`, so every check exercises exactly the code users run (metadata, shape checks, static
@@ -48,4 +49,21 @@ def torch_module_engine(module: Any, name: str = "torch-eager", info: ModelInfo 
 def onnx_engine(path: Path, device: str = "cpu") -> Engine:
     """An ONNX file through the runtime's Classifier."""
     classifier = Classifier(path, device=device)
-    return Engine("ort", classifier.logits, classifier.providers[0], classifier.info, classifier.static_batch)
+    info = classifier.info
+    run = classifier.logits
+    if info.layout == "NHWC":
+        def run(x: np.ndarray) -> np.ndarray:
+            return classifier.logits(pixels_of(x, info))
+    return Engine("ort", run, classifier.providers[0], info, classifier.static_batch)
+
+
+def pixels_of(inputs: np.ndarray, info: ModelInfo) -> np.ndarray:
+    """float32 (B, 3, H, W) normalised inputs -> the uint8 (B, H, W, 3) pixels they were computed from: the inverse
+    of cifar_runtime's normalize_batch. ValueError when the inputs did not come from 8-bit pixels."""
+    mean = np.asarray(info.mean, np.float64)[:, None, None]
+    std = np.asarray(info.std, np.float64)[:, None, None]
+    levels = (inputs.astype(np.float64) * std + mean) * 255  # (B, 3, H, W), integers up to float32 rounding
+    pixels = np.rint(levels)
+    if len(levels) and (np.abs(levels - pixels).max() > 0.01 or pixels.min() < 0 or pixels.max() > 255):
+        raise ValueError("these inputs were not made from 8-bit pixels, which a --raw model takes")
+    return np.ascontiguousarray(pixels.astype(np.uint8).transpose(0, 2, 3, 1))

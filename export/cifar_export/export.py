@@ -73,14 +73,19 @@ def export_checkpoint(checkpoint: Path, formats: tuple[str, ...], cfg: ExportCon
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ExportError(f"unknown format {unknown[0]!r}: use one of {', '.join(FORMATS)}")
+    raw = cfg.options.raw
+    if raw and not all(FORMATS[f].raw_ok for f in formats):
+        raise ExportError(f"--raw is for {', '.join(f.name for f in FORMATS.values() if f.raw_ok)} only")
     source = load_source(checkpoint)
     tta = source.trained_tta if cfg.tta == TRAINED else cfg.tta
     out = Path(cfg.out) if cfg.out else checkpoint.parent
-    targets = [out / file_name(source.arch, FORMATS[f], tta) for f in formats]
+    targets = [out / file_name(source.arch, FORMATS[f], tta, raw) for f in formats]
     refuse_overwrite(targets, cfg.overwrite)
     ensure_writable(out)
     record = provenance(replace(cfg, tta=tta), source)
     info = model_info(source, tta, extra={"export": json.dumps(record)})
+    if raw:
+        info = replace(info, layout="NHWC")  # the input contract a --raw file declares (cifar_runtime.LAYOUTS)
     # The original, rebuilt separately: nothing done to the exporter's copy can leak into the reference.
     reference = checkpoint_engine(source, tta)
     width = reference.run(np.zeros((1, 3, *info.input_size), np.float32)).shape[1]

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 class ExportOptions:
     """What a format may need to know beyond the model and its metadata."""
 
-    opset: int = 18  # ONNX opset: 18, what the dynamo exporter writes natively (onnx_export.py)
+    opset: int = 20  # ONNX opset: 20 has GELU as one op (onnx_export.py says why that matters)
     static_batch: int = 0  # fix the batch axis to this size; 0 = dynamic
+    raw: bool = False  # input uint8 (N, H, W, 3) RGB pixels, preprocessing inside the graph (formats with raw_ok)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Format:
     export: Callable[[Any, ModelInfo, ExportOptions, Path], None]  # (eval-mode module, metadata, options, path)
     load: Callable[[Path], Engine]  # read a written file back (its metadata in Engine.info)
     restamp: Callable[[Path, dict[str, str], Path], None]  # (written file, new metadata props, destination)
+    raw_ok: bool = False  # can write the self-contained variant that takes raw pixels (ExportOptions.raw)
 
 
 FORMATS: dict[str, Format] = {}
@@ -42,9 +44,10 @@ def register(fmt: Format) -> Format:
     return fmt
 
 
-def file_name(arch: str, fmt: Format, tta: int = 0) -> str:
-    """cnn + onnx -> cnn.onnx; with test-time augmentation in the graph: airbench94.tta2.onnx."""
-    return f"{arch}{f'.tta{tta}' if tta else ''}{fmt.suffix}"
+def file_name(arch: str, fmt: Format, tta: int = 0, raw: bool = False) -> str:
+    """cnn + onnx -> cnn.onnx; with test-time augmentation in the graph: airbench94.tta2.onnx; taking raw pixels:
+    cnn.raw.onnx."""
+    return f"{arch}{f'.tta{tta}' if tta else ''}{'.raw' if raw else ''}{fmt.suffix}"
 
 
 def format_of(path: Path) -> Format | None:

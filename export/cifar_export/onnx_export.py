@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
+from onnx import numpy_helper
 from torch import nn
 
 from cifar_export.engines import onnx_engine
@@ -15,7 +17,11 @@ from cifar_runtime import ModelInfo
 from cifar_train import atomic_write
 
 INPUT, OUTPUT = "image", "logits"
-# 18 is what the dynamo exporter writes natively; its down-conversion to 17 fails on these models
+PROBABILITIES = "probabilities"  # the second output of a --raw file: softmax of the logits
+# The default, 20, is the first opset with a Gelu op. At 18 GELU is written as five elementwise ops, and then
+# (measured on airbench94) onnxruntime fuses none of the int8 convs that feed a GELU into QLinearConv, so int8 runs
+# no faster than fp32, and OpenCV 4.11's DNN module crashes on the file. Opset 20 needs IR 9: ONNX Runtime 1.17
+# (the oldest the runtime declares) reads it. Below 18 the exporter's down-conversion fails on these models
 # (Reduce* axes), so lower opsets are refused rather than silently written as 18.
 DEFAULT_OPSET = ExportOptions.opset
 MIN_OPSET = 18
@@ -30,10 +36,15 @@ def export_onnx(
         raise ExportError(f"--static-batch {static_batch} must be 0 (dynamic) or a batch size")
     h, w = info.input_size
     example = torch.zeros(static_batch or 2, 3, h, w)  # (B, 3, H, W); 2, not 1, so B is not specialised
+    outputs = [OUTPUT]
+    if info.layout == "NHWC":
+        model = RawInput(model, info.mean, info.std)
+        example = torch.zeros(static_batch or 2, h, w, 3, dtype=torch.uint8)  # (B, H, W, 3) RGB pixels
+        outputs = [OUTPUT, PROBABILITIES]
     dynamic = None if static_batch else ({0: torch.export.Dim("batch")},)
     # dynamo=True, pinned although it is torch 2.14's default: the torch.export-based exporter is the
     # maintained one (the TorchScript-based dynamo=False path is deprecated since torch 2.9 and warns), it
-    # writes opset 18 natively, and it folds BatchNorm into Conv. Both match these models to ~1e-7.
+    # writes opsets 18+ natively, and it folds BatchNorm into a Conv it follows. Both match these models to ~1e-7.
     try:
         program = torch.onnx.export(
             model,
@@ -42,7 +53,7 @@ def export_onnx(
             opset_version=opset,
             optimize=True,
             input_names=[INPUT],
-            output_names=[OUTPUT],
+            output_names=outputs,
             dynamic_shapes=dynamic,
             verbose=False,
         )
@@ -52,10 +63,76 @@ def export_onnx(
     written = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     if written != opset:
         raise ExportError(f"asked for opset {opset} but the exporter wrote {written}: use --opset {written}")
+    fold_batchnorm_through_maxpool(proto.graph)
     pin_ir_version(proto)
     set_metadata(proto, info.to_props())
     check(proto)
     return proto
+
+
+def fold_batchnorm_through_maxpool(graph: onnx.GraphProto) -> int:
+    """Rewrite Conv -> MaxPool -> BatchNormalization as Conv' -> MaxPool, where Conv' has the BatchNorm folded in.
+
+    Exact: inference BatchNorm is y = a * x + b per channel, and max-pooling commutes with it when every a > 0
+    (airbench's frozen BatchNorm scales are all 1). The exporter folds BatchNorm only when it follows the Conv
+    directly; after this pass no BatchNorm is left for fp32 or int8 to run on its own. Returns the number folded.
+    """
+    inits = {t.name: t for t in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    folded, replaced = [], set()
+    for norm in (n for n in graph.node if n.op_type == "BatchNormalization" and len(n.output) == 1):
+        pool = producer.get(norm.input[0])
+        conv = producer.get(pool.input[0]) if pool is not None and pool.op_type == "MaxPool" else None
+        if conv is None or conv.op_type != "Conv" or len(pool.output) != 1:
+            continue
+        if uses[conv.output[0]] != 1 or uses[pool.output[0]] != 1 or uses[conv.input[1]] != 1:
+            continue
+        if not all(name in inits for name in (conv.input[1], *norm.input[1:5])):
+            continue
+        eps = next((a.f for a in norm.attribute if a.name == "epsilon"), 1e-5)
+        scale, shift, mean, var = (numpy_helper.to_array(inits[name]).astype(np.float64) for name in norm.input[1:5])
+        a = scale / np.sqrt(var + eps)  # (C,)
+        if not (a > 0).all():
+            continue
+        weight = numpy_helper.to_array(inits[conv.input[1]]).astype(np.float64)  # (C, C_in/groups, kH, kW)
+        bias = (numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64)
+                if len(conv.input) > 2 and conv.input[2] else np.zeros_like(a))
+        inits[conv.input[1]].CopyFrom(numpy_helper.from_array(
+            (weight * a[:, None, None, None]).astype(np.float32), conv.input[1]))
+        bias_name = f"{conv.input[1]}_folded_bias"
+        graph.initializer.append(numpy_helper.from_array((bias * a + shift - mean * a).astype(np.float32), bias_name))
+        replaced.update([*norm.input[1:5], *conv.input[2:]])
+        del conv.input[2:]
+        conv.input.append(bias_name)
+        pool.output[0] = norm.output[0]  # the pool now produces what BatchNorm produced
+        folded.append(norm)
+    for norm in folded:
+        graph.node.remove(norm)
+    used = {name for node in graph.node for name in node.input}
+    for dead in [t for t in graph.initializer if t.name in replaced and t.name not in used]:
+        graph.initializer.remove(dead)
+    return len(folded)
+
+
+class RawInput(nn.Module):
+    """uint8 (B, H, W, 3) RGB pixels -> (logits, softmax probabilities) of `model`, which takes normalised float32
+    (B, 3, H, W). The arithmetic is the runtime's own (cifar_runtime.preprocess.normalize_batch), op for op in
+    float32: x / 255, then (x - mean) / std; so a caller who only decodes and resizes gets the same logits."""
+
+    def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = pixels.permute(0, 3, 1, 2).to(torch.float32) / 255  # (B, 3, H, W) in [0, 1]
+        logits = self.model((x - self.mean) / self.std)
+        return logits, torch.softmax(logits, dim=1)
 
 
 def check_opset(opset: int) -> None:
@@ -109,5 +186,5 @@ def _export(model: nn.Module, info: ModelInfo, opts: ExportOptions, path: Path) 
     save_onnx(export_onnx(model, info, opts.opset, opts.static_batch), path)
 
 
-FORMAT = register(Format("onnx", ".onnx", "ONNX (dynamo exporter, opset 18+), for ONNX Runtime and any ONNX runtime",
-                         _export, onnx_engine, restamp))
+FORMAT = register(Format("onnx", ".onnx", "ONNX (dynamo exporter, opset 20 by default), for any ONNX runtime",
+                         _export, onnx_engine, restamp, raw_ok=True))

@@ -17,7 +17,7 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from cifar_export.engines import onnx_engine
+from cifar_export.engines import onnx_engine, pixels_of
 from cifar_export.errors import ExportError
 from cifar_export.export import ExportResult, provenance, publish, refuse_overwrite
 from cifar_export.images import load_images
@@ -64,7 +64,8 @@ def quantize_model(src: Path, cfg: QuantizeConfig) -> ExportResult:
         if cfg.precision == "int8":
             calibration = load_images(cfg.data, "train", info, cfg.calibration_count)
             record |= {"calibration_images": len(calibration.labels), "calibration_folder": str(calibration.folder)}
-            quantize_int8(src, tmp_file, calibration.inputs, fp32.static_batch, Path(tmp))
+            feeds = pixels_of(calibration.inputs, info) if info.layout == "NHWC" else calibration.inputs
+            quantize_int8(src, tmp_file, feeds, fp32.static_batch, Path(tmp))
         else:
             convert_fp16(src, tmp_file)
         proto = onnx.load(str(tmp_file))
@@ -82,7 +83,7 @@ def quantize_model(src: Path, cfg: QuantizeConfig) -> ExportResult:
 
 
 def quantize_int8(src: Path, dst: Path, calibration: np.ndarray, static_batch: int, workdir: Path) -> None:
-    """Static QDQ int8 with per-channel weights; activation ranges from `calibration` (N, 3, H, W) float32."""
+    """Static QDQ int8 with per-channel weights; activation ranges from `calibration`, a batch the file takes."""
     prepared = workdir / "prepared.onnx"
     # Shape inference + graph optimisation first, as onnxruntime's quantisation guide asks.
     quant_pre_process(str(src), str(prepared))

@@ -51,7 +51,7 @@ def model_lines(classifier: Classifier) -> list[str]:
         f"model: {classifier.model_path}",
         f"  arch: {info.arch}",
         f"  classes ({len(info.classes)}): {', '.join(info.classes)}",
-        f"  input: float32 (N, 3, {h}, {w}) {info.layout}, resized {info.interpolation}",
+        f"  input: {_input(info.layout, h, w)}, resized {info.interpolation}",
         f"  mean: {list(info.mean)}  std: {list(info.std)}",
         f"  precision: {info.precision}",
         f"  val_acc: {info.val_acc}  test_acc: {info.test_acc}",
@@ -63,3 +63,9 @@ def model_lines(classifier: Classifier) -> list[str]:
 
 def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _input(layout: str, h: int, w: int) -> str:
+    if layout == "NHWC":
+        return f"uint8 (N, {h}, {w}, 3) NHWC RGB pixels, scaled and normalised inside the graph"
+    return f"float32 (N, 3, {h}, {w}) {layout}, normalised by the runtime"

@@ -18,13 +18,17 @@ import numpy as np
 from cifar_runtime.decode import DEFAULT_DECODE, DecodeBudget, DecodeConfig
 from cifar_runtime.errors import ImageError, ModelError, UsageError, one_line
 from cifar_runtime.locate import ENV_VAR, resolve_model
-from cifar_runtime.metadata import ModelInfo
+from cifar_runtime.metadata import LAYOUTS, ModelInfo
 from cifar_runtime.precision import open_model
-from cifar_runtime.preprocess import ImageLike, check_supported, normalize, prepare, read_pixels
+from cifar_runtime.preprocess import ImageLike, check_supported, model_input, pixels, read_pixels
 from cifar_runtime.session import ort_errors
 
 Input = str | os.PathLike[str] | ImageLike
-_INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+# What each input layout accepts from the file's graph: NCHW floats (fp16 files may take float16), NHWC pixels.
+_INPUT_DTYPES = {
+    "NCHW": {"tensor(float)": np.float32, "tensor(float16)": np.float16},
+    "NHWC": {"tensor(uint8)": np.uint8},
+}
 
 
 @dataclass(frozen=True)
@@ -70,22 +74,20 @@ class Classifier:
             if len(inputs) != 1:
                 raise ModelError(f"{source} has {len(inputs)} inputs; expected one image batch: re-export it")
             shape = inputs[0].shape  # e.g. ["N", 3, 32, 32]; a str or None marks a dynamic axis
-            if (
-                len(shape) != 4
-                or shape[1] != 3
-                or any(
-                    isinstance(d, int) and d != want for d, want in zip(shape[2:], self.info.input_size, strict=True)
-                )
-            ):
+            h, w = self.info.input_size
+            want = ("N", 3, h, w) if self.info.layout == "NCHW" else ("N", h, w, 3)
+            if len(shape) != 4 or any(isinstance(d, int) and d != x for d, x in zip(shape[1:], want[1:], strict=True)):
                 raise ModelError(
                     f"{source} takes input {shape}, which does not match its metadata "
-                    f"(N, 3, {self.info.input_size[0]}, {self.info.input_size[1]}): re-export it"
+                    f"({', '.join(map(str, want))}, layout {self.info.layout}): re-export it"
                 )
-            if inputs[0].type not in _INPUT_DTYPES:
-                raise ModelError(f"{source} takes {inputs[0].type}; expected float32 or float16 images")
+            dtypes = _INPUT_DTYPES[self.info.layout]
+            if inputs[0].type not in dtypes:
+                raise ModelError(f"{source} takes {inputs[0].type}; layout {self.info.layout} takes "
+                                 f"{' or '.join(dtypes)}: re-export it")
             self._input_name: str = inputs[0].name
-            self._output_name: str = outputs[0].name
-            self._input_dtype = _INPUT_DTYPES[inputs[0].type]
+            self._output_name: str = outputs[0].name  # logits (a --raw file also outputs probabilities, unused)
+            self._input_dtype = dtypes[inputs[0].type]
             # A static batch axis (an export without dynamic_axes) is served by splitting and zero-padding.
             self._static_batch: int | None = shape[0] if isinstance(shape[0], int) else None
         self.decode = decode
@@ -148,18 +150,23 @@ class Classifier:
     def predict_prepared(
         self, inputs: Sequence[np.ndarray | ImageError], top_k: int = 1
     ) -> list[Prediction | ImageError]:
-        """Classify preprocessed (3, H, W) inputs as one batch; the errors among them stay in their places."""
+        """Classify per-image model inputs (see `model_input`) as one batch; errors among them stay in place."""
         arrays = [x for x in inputs if isinstance(x, np.ndarray)]
         predictions = iter(self.predict_batch(np.stack(arrays), top_k) if arrays else [])
         return [x if isinstance(x, ImageError) else next(predictions) for x in inputs]
 
     def predict_batch(self, batch: np.ndarray, top_k: int = 1) -> list[Prediction]:
-        """Classify an already preprocessed float32 (N, 3, H, W) batch."""
+        """Classify a batch the model takes as it is (see `model_input`)."""
         self.check_top_k(top_k)
         return to_predictions(self.logits(batch), self.classes, top_k)
 
+    def model_input(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 (N, H, W, 3) RGB pixels at the input size -> the batch this model takes: normalised float32
+        (N, 3, H, W) for a file of layout NCHW, the pixels themselves for a --raw file (layout NHWC)."""
+        return model_input(pixels, self.info)
+
     def logits(self, batch: np.ndarray) -> np.ndarray:
-        """Raw model output (N, num_classes) float32 for a preprocessed (N, 3, H, W) batch."""
+        """Raw model output (N, num_classes) float32 for a batch the model takes (see `model_input`)."""
         if self._static_batch is None or len(batch) == self._static_batch:
             return self._run(batch)
         size, n = self._static_batch, len(batch)
@@ -173,6 +180,9 @@ class Classifier:
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if len(batch) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
+        if (batch.dtype == np.uint8) != (self.info.layout == "NHWC"):
+            raise UsageError(f"{self.model_path.name} (layout {self.info.layout}) takes "
+                             f"{LAYOUTS[self.info.layout]}, got {batch.dtype} {batch.shape}: use model_input()")
         feed = {self._input_name: batch.astype(self._input_dtype, copy=False)}
         try:
             (out,) = self._session.run([self._output_name], feed)
@@ -190,10 +200,11 @@ class Classifier:
         return read_pixels(path, self.info, self.decode, self._budget)
 
     def _prepare(self, item: Input) -> np.ndarray:
+        """One input -> what the model takes for it (one row of a `model_input` batch)."""
         if not isinstance(item, str | os.PathLike):
-            return prepare(item, self.info)
+            return self.model_input(pixels(item, self.info)[None])[0]
         try:
-            return normalize(self.read_pixels(item), self.info)
+            return self.model_input(self.read_pixels(item)[None])[0]
         except ImageError as e:
             raise ImageError(f"{os.fspath(item)}: {e}") from e  # in a list of paths, say which one
 

@@ -18,6 +18,11 @@ REQUIRED_KEYS = ("arch", "classes", "input_size", "mean", "std")
 # A model file may come from anywhere: its metadata is checked before any of it is used or shown.
 MAX_CLASS_NAME = 100  # characters: a class name is printed in every table row
 MAX_INPUT_SIDE = 4096  # pixels: a bigger input would be float32 batches of gigabytes
+# What a model file takes, by its `layout`: the caller normalises (NCHW), or the graph does (NHWC, `--raw` files).
+LAYOUTS = {
+    "NCHW": "float32 (N, 3, H, W), scaled to [0, 1] and normalised with mean/std by the caller",
+    "NHWC": "uint8 (N, H, W, 3) RGB pixels as decoded; the cast, scaling, mean/std and layout are in the graph",
+}
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ class ModelInfo:
     mean: tuple[float, float, float]  # per-channel, on [0, 1] pixel values
     std: tuple[float, float, float]
     interpolation: str = "bilinear"  # how any image is resized to input_size (antialiased when shrinking)
-    layout: str = "NCHW"  # float32 input tensor layout
+    layout: str = "NCHW"  # the input contract: one of LAYOUTS
     precision: str = "fp32"  # "fp32" | "fp16" | "int8": the weights', inputs/outputs stay float32
     source_sha256: str = ""  # sha256 of the training checkpoint the file was exported from
     val_acc: float | None = None  # from the checkpoint's metrics, in [0, 1]

@@ -14,7 +14,6 @@ import numpy as np
 
 from cifar_runtime.api import Classifier, Prediction
 from cifar_runtime.errors import ImageError
-from cifar_runtime.preprocess import normalize_batch
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ def _classify(classifier: Classifier, batch: list[tuple[str, Future[np.ndarray]]
             pixels.append(future.result())
         except ImageError as e:
             errors[i] = str(e)
-    inputs = normalize_batch(np.stack(pixels), classifier.info) if pixels else None  # (N, 3, H, W)
+    inputs = classifier.model_input(np.stack(pixels)) if pixels else None
     predictions = iter(classifier.predict_batch(inputs, top_k) if inputs is not None else [])
     return [
         Result(path, error=errors[i]) if i in errors else Result(path, prediction=next(predictions))

@@ -23,15 +23,17 @@ from PIL import Image
 
 from cifar_runtime.decode import DEFAULT_DECODE, DecodeBudget, DecodeConfig, decode_file, load_image, to_rgb, upright
 from cifar_runtime.errors import ModelError, UsageError
-from cifar_runtime.metadata import ModelInfo
+from cifar_runtime.metadata import LAYOUTS, ModelInfo
 
 __all__ = [
     "INTERPOLATIONS",
     "ImageLike",
     "check_supported",
     "load_image",
+    "model_input",
     "normalize",
     "normalize_batch",
+    "pixels",
     "prepare",
     "prepare_file",
     "preprocess",
@@ -68,16 +70,29 @@ def normalize_batch(pixels: np.ndarray, info: ModelInfo) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # (N, 3, H, W)
 
 
-def prepare(image: ImageLike, info: ModelInfo) -> np.ndarray:
-    """One PIL image or uint8 HWC RGB array -> the model's float32 (3, H, W) input."""
+def model_input(pixels: np.ndarray, info: ModelInfo) -> np.ndarray:
+    """uint8 (N, H, W, 3) resized pixels -> the batch the model takes: normalised float32 NCHW, or the pixels
+    themselves for a model that preprocesses in its graph (layout NHWC)."""
+    if info.layout == "NHWC":
+        return np.ascontiguousarray(pixels, dtype=np.uint8)
+    return normalize_batch(pixels, info)
+
+
+def pixels(image: ImageLike, info: ModelInfo) -> np.ndarray:
+    """One PIL image or uint8 HWC RGB array -> uint8 (H, W, 3) RGB at the model's input size."""
     if isinstance(image, np.ndarray):
         rgb = _check_array(image)
         if rgb.shape[:2] == info.input_size:
-            return normalize(rgb, info)
-        return _from_rgb(Image.fromarray(rgb), info)
-    if isinstance(image, Image.Image):
-        return _from_rgb(to_rgb(upright(image)), info)  # upright is idempotent: it drops the tag it applied
+            return rgb
+        return np.asarray(resize(Image.fromarray(rgb), info.input_size, info.interpolation))
+    if isinstance(image, Image.Image):  # upright is idempotent: it drops the tag it applied
+        return np.asarray(resize(to_rgb(upright(image)), info.input_size, info.interpolation))
     raise UsageError(f"expected a path, a PIL image or a uint8 HxWx3 array, got {type(image).__name__}")
+
+
+def prepare(image: ImageLike, info: ModelInfo) -> np.ndarray:
+    """One PIL image or uint8 HWC RGB array -> the float32 (3, H, W) input of a model of layout NCHW."""
+    return normalize(pixels(image, info), info)
 
 
 def preprocess(images: Sequence[ImageLike], info: ModelInfo) -> np.ndarray:
@@ -113,17 +128,14 @@ def read_pixels(
 
 def check_supported(info: ModelInfo, source: str) -> None:
     """ModelError when the model asks for an input layout or a resize this runtime does not implement."""
-    if info.layout != "NCHW":
-        raise ModelError(f"{source} takes layout {info.layout!r}; this runtime feeds NCHW: re-export it")
+    if info.layout not in LAYOUTS:
+        raise ModelError(f"{source} takes layout {info.layout!r}; this runtime feeds {' or '.join(LAYOUTS)}: "
+                         "upgrade cifar-runtime or re-export it")
     if info.interpolation not in INTERPOLATIONS:
         raise ModelError(
             f"{source} asks for interpolation {info.interpolation!r}; this runtime knows "
             f"{', '.join(INTERPOLATIONS)}: upgrade cifar-runtime or re-export the model"
         )
-
-
-def _from_rgb(rgb: Image.Image, info: ModelInfo) -> np.ndarray:
-    return normalize(np.asarray(resize(rgb, info.input_size, info.interpolation)), info)
 
 
 def _check_array(a: np.ndarray) -> np.ndarray:

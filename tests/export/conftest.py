@@ -111,3 +111,13 @@ def cnn_exported(cnn_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory)
 def resnet_exported(resnet_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     # ResNet18 at 224 costs ~50 ms an image on this CPU: 12 images, each through 3 batch sizes x 2 formats
     return export_all(resnet_checkpoint, tmp_path_factory.mktemp("resnet18-export"), limit=12)
+
+
+@pytest.fixture(scope="session")
+def cnn_raw(cnn_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`cifar-export onnx --raw`: the self-contained file (uint8 NHWC pixels in), parity-checked on 100 images."""
+    out = tmp_path_factory.mktemp("cnn-raw")
+    with one_thread():
+        result = CliRunner().invoke(app, ["onnx", str(cnn_checkpoint), "--raw", "--out", str(out), "--limit", "100"])
+    assert result.exit_code == 0, result.output
+    return out / "cnn.raw.onnx"

@@ -34,10 +34,10 @@ def test_onnx_metadata_round_trips_through_the_runtime_session(cnn_exported: Pat
     check_info(ModelInfo.from_props(session.get_modelmeta().custom_metadata_map), cnn_checkpoint)
 
 
-def test_onnx_file_is_opset_18_with_a_loadable_ir_version(cnn_exported: Path) -> None:
+def test_onnx_file_is_opset_20_with_a_loadable_ir_version(cnn_exported: Path) -> None:
     proto = onnx.load(str(cnn_exported / "cnn.onnx"))
-    assert {o.domain: o.version for o in proto.opset_import}[""] == 18
-    assert proto.ir_version == onnx.helper.find_min_ir_version_for(list(proto.opset_import)) == 8
+    assert {o.domain: o.version for o in proto.opset_import} == {"": 20}
+    assert proto.ir_version == onnx.helper.find_min_ir_version_for(list(proto.opset_import)) == 9  # ORT 1.17 reads 9
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param and not dims[0].dim_value  # dynamic batch axis
 

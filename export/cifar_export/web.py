@@ -1,0 +1,87 @@
+"""`cifar-export web MODEL`: a static folder that classifies images in the browser, offline, with nothing sent.
+
+The folder holds index.html and app.js (this package's page/), the model (a --raw ONNX file: uint8 pixels in, so
+the page only decodes and resizes), model.json (its classes and input size), and onnxruntime-web's WebAssembly
+build copied from the npm package at build time (web/package.json pins it, web/package-lock.json locks it): no
+CDN at run time. Serve it with any static server, e.g. `python -m http.server -d FOLDER`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cifar_export.errors import ExportError
+from cifar_runtime import Classifier
+from cifar_train import ensure_writable, sha256_file
+
+PAGE = Path(__file__).resolve().parent / "page"  # index.html, app.js
+# onnxruntime-web's files the page loads: the WebAssembly-only bundle, its loader and the SIMD binary.
+ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+NPM_DIST = Path("node_modules") / "onnxruntime-web" / "dist"
+# Where `npm ci --prefix web` puts it in a clone: beside the packages, and from the repo root.
+DIST_CANDIDATES = (Path(__file__).resolve().parents[2] / "web" / NPM_DIST, Path("web") / NPM_DIST)
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    out: Path  # the folder to write; refused if it exists, unless overwrite
+    ort_dist: Path | None = None  # onnxruntime-web's dist/ folder; None = web/node_modules/... of this clone
+    overwrite: bool = False
+
+
+def find_ort_dist(given: Path | None) -> Path:
+    """The onnxruntime-web dist/ folder holding ORT_FILES, or an ExportError saying how to get it."""
+    for folder in [given] if given else DIST_CANDIDATES:
+        if all((folder / name).is_file() for name in ORT_FILES):
+            return folder
+    where = given or DIST_CANDIDATES[0]
+    raise ExportError(f"onnxruntime-web not found in {where}: run `npm ci --prefix web` in the repository (the "
+                      "version is pinned in web/package-lock.json) or pass --ort-dist DIST_FOLDER")
+
+
+def build_page(model: Path, cfg: WebConfig) -> Path:
+    """Write the page folder for `model` (an ONNX file exported with --raw); return the folder."""
+    if not model.is_file():
+        raise ExportError(f"model file {model} does not exist")
+    info = Classifier(model, device="cpu").info
+    if info.layout != "NHWC":
+        raise ExportError(f"{model.name} takes normalised floats (layout {info.layout}); the page feeds pixels: "
+                          "export it with `cifar-export onnx CHECKPOINT --raw` and pass the .raw.onnx file")
+    dist = find_ort_dist(cfg.ort_dist)
+    if cfg.out.exists() and not cfg.overwrite:
+        raise ExportError(f"{cfg.out} already exists: pass --overwrite to replace it, or --out another folder")
+    ensure_writable(cfg.out.parent)
+    version = _npm_version(dist)
+    with tempfile.TemporaryDirectory(prefix=f".{cfg.out.name}.", dir=cfg.out.parent) as tmp_name:
+        tmp = Path(tmp_name) / "site"
+        (tmp / "ort").mkdir(parents=True)
+        for name in ("index.html", "app.js"):
+            shutil.copyfile(PAGE / name, tmp / name)
+        shutil.copyfile(model, tmp / "model.onnx")
+        for name in ORT_FILES:
+            shutil.copyfile(dist / name, tmp / "ort" / name)
+        for name in ("LICENSE", "ThirdPartyNotices.txt"):  # onnxruntime-web's own, shipped with its files
+            if (dist.parent / name).is_file():
+                shutil.copyfile(dist.parent / name, tmp / "ort" / name)
+        meta = {
+            "arch": info.arch, "classes": list(info.classes), "input_size": list(info.input_size),
+            "layout": info.layout, "precision": info.precision, "test_acc": info.test_acc,
+            "model_sha256": sha256_file(model), "source_sha256": info.source_sha256,
+            "onnxruntime_web": version,
+        }
+        (tmp / "model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        if cfg.out.exists():  # --overwrite: the old folder goes only once the new one is complete
+            shutil.rmtree(cfg.out)
+        tmp.rename(cfg.out)
+    return cfg.out
+
+
+def _npm_version(dist: Path) -> str:
+    try:
+        return str(json.loads((dist.parent / "package.json").read_text(encoding="utf-8"))["version"])
+    except (OSError, ValueError, KeyError):
+        return "unknown"

@@ -1,0 +1,105 @@
+"""`cifar-export web` in a real browser: headless Chromium (Debian's `chromium`) driven by playwright-core (npm)
+loads the built page from `python -m http.server`, picks fixture images in its file input, and the page's
+probabilities must equal Python ONNX Runtime's on the same files.
+
+Needs `apt-get install chromium` and `npm ci --prefix web` (CI does both, about a minute); skips with the reason
+where either is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cifar_export.cli import app
+from cifar_export.images import SAMPLES
+from cifar_export.web import DIST_CANDIDATES
+from cifar_runtime import Classifier
+from cifar_train.data import scan_image_folder
+
+REPO = Path(__file__).resolve().parents[2]
+DRIVER = REPO / "web" / "test" / "classify.mjs"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def needs_browser() -> None:
+    if not CHROMIUM:
+        pytest.skip("no Chromium: apt-get install -y chromium")
+    if not shutil.which("node") or not (REPO / "web" / "node_modules" / "playwright-core").is_dir():
+        pytest.skip("no playwright-core: npm ci --prefix web")
+    if not DIST_CANDIDATES[0].is_dir():
+        pytest.skip("no onnxruntime-web: npm ci --prefix web")
+
+
+@pytest.fixture(scope="module")
+def served(cnn_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The page for the fixture's raw model, built by the CLI and served by `python -m http.server`."""
+    needs_browser()
+    site = tmp_path_factory.mktemp("web") / "site"
+    result = CliRunner().invoke(app, ["web", str(cnn_raw), "--out", str(site)])
+    assert result.exit_code == 0, result.output
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d", site],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(50):  # until it accepts connections
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/", site
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def drive(url: str, files: list[Path], screenshot: Path | None = None) -> dict:
+    args = ["node", str(DRIVER), url, str(CHROMIUM)] + (["--screenshot", str(screenshot)] if screenshot else [])
+    done = subprocess.run([*args, *map(str, files)], capture_output=True, text=True, timeout=300, cwd=REPO / "web")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_the_page_gives_python_onnx_runtimes_probabilities(served: tuple[str, Path], cnn_raw: Path) -> None:
+    url, site = served
+    paths = scan_image_folder(SAMPLES / "test")[0][::10]  # 30 real JPEGs, 3 per class
+    page = drive(url, paths)
+    assert page["offsite"] == []  # nothing fetched from anywhere but the page's own folder
+    assert [r["name"] for r in page["results"]] == [p.name for p in paths]
+    got = np.array([r["probabilities"] for r in page["results"]])  # (30, 10)
+    clf = Classifier(cnn_raw, device="cpu")
+    want = np.array([[dict((s.label, s.confidence) for s in p.top_k)[c] for c in clf.classes]
+                     for p in clf.predict([str(p) for p in paths], top_k=len(clf.classes))])
+    assert np.abs(got - want).max() <= 1e-4
+    assert (got.argmax(1) == want.argmax(1)).all()
+    assert json.loads((site / "model.json").read_text())["classes"] == list(clf.classes)
+
+
+def test_a_broken_file_gets_an_error_row_and_the_rest_are_classified(served: tuple[str, Path],
+                                                                     tmp_path: Path) -> None:
+    url, _ = served
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    good = scan_image_folder(SAMPLES / "test")[0][:2]
+    results = drive(url, [good[0], broken, good[1]])["results"]
+    assert [("error" in r) for r in results] == [False, True, False]
+
+
+def test_web_refuses_a_float_model_and_an_existing_folder(cnn_exported: Path, cnn_raw: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["web", str(cnn_exported / "cnn.onnx"), "--out", str(tmp_path / "a")])
+    assert result.exit_code == 2 and "--raw" in result.output
+    (tmp_path / "b").mkdir()
+    result = CliRunner().invoke(app, ["web", str(cnn_raw), "--out", str(tmp_path / "b"), "--ort-dist", str(tmp_path)])
+    assert result.exit_code == 2
