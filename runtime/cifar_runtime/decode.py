@@ -1,14 +1,14 @@
 """Image files -> upright 8-bit RGB, with the memory a decode may take bounded by design, whatever a file declares.
 
 Everything below is decided from the file's header, before a pixel is decoded:
-- an image that declares more than `max_pixels` pixels (default 4096 x 4096) is refused with an ImageError: it is
+- an image that declares more than `max_pixels` pixels (default 4096 x 3072) is refused with an ImageError: it is
   never decoded, so a few-hundred-byte file declaring 60000 x 60000 costs nothing;
 - a JPEG much larger than the model input is decoded by libjpeg at 1/2, 1/4 or 1/8 scale (Pillow's `draft`),
   keeping each side at least DRAFT_FACTOR x the model's, unless `exact`; the pixels then differ slightly from a
   full decode (the bench measures the top-1 agreement), and memory and time drop by up to 64x;
 - the images being decoded at once hold at most `max_pixels` pixels between them (a DecodeBudget shared by all
   threads), so the worst case is one maximal image, never one per thread. The costliest decode measured (WebP:
-  Pillow's decoder keeps two RGBA canvases and a copy) takes under 16 bytes per pixel: about 260 MB at the
+  Pillow's decoder keeps two RGBA canvases and a copy) takes under 16 bytes per pixel: about 200 MB at the
   default, on top of the process itself; every other mode takes at most 12.
 A process that decodes many large images should also call `return_large_frees_to_os` once (the CLI does).
 """
@@ -30,7 +30,9 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from cifar_runtime.errors import ImageError, UsageError, one_line
 
-DEFAULT_MAX_PIXELS = 4096 * 4096  # 16.8 Mpx, 16384x a 32x32 input: at most ~260 MB to decode (see above)
+# 12.6 Mpx: a 12 Mpx phone photo (4032 x 3024) or a 4K frame fits; at most ~200 MB to decode (see above), so a
+# process with the fast int8 model stays under 400 MB on any folder (4096 x 4096 measured 409 MB)
+DEFAULT_MAX_PIXELS = 4096 * 3072
 DRAFT_FACTOR = 4  # a JPEG is decoded reduced only while both sides stay >= 4x the model input's
 MMAP_THRESHOLD = 1 << 20  # bytes: glibc serves bigger allocations by mmap, returned to the OS when freed
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h

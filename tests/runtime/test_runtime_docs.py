@@ -42,7 +42,7 @@ def test_every_virtualenv_the_readme_creates_is_ignored_by_git() -> None:
 
 def test_readme_states_the_limits_and_the_auto_precision_rule_of_the_code() -> None:
     limits = " ".join(section("Runtime: `cifar-infer` and `Classifier`").split())
-    assert f"(default {DEFAULT_MAX_PIXELS:,} = 4096 × 4096)" in limits and DEFAULT_MAX_PIXELS == 4096 * 4096
+    assert f"(default {DEFAULT_MAX_PIXELS:,} = 4096 × 3072)" in limits and DEFAULT_MAX_PIXELS == 4096 * 3072
     assert f"at least {DRAFT_FACTOR} × the input's (128 px for 32 × 32)" in limits
     assert f"recorded accuracy drop is at most {AUTO_MAX_DROP} points" in limits
 
