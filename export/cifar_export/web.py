@@ -1,9 +1,10 @@
 """`cifar-export web MODEL`: a static folder that classifies images in the browser, offline, with nothing sent.
 
 The folder holds index.html and app.js (this package's page/), the model (a --raw ONNX file: uint8 pixels in, so
-the page only decodes and resizes), model.json (its classes and input size), and onnxruntime-web's WebAssembly
-build copied from the npm package at build time (web/package.json pins it, web/package-lock.json locks it): no
-CDN at run time. Serve it with any static server, e.g. `python -m http.server -d FOLDER`.
+the page only decodes and resizes) with its parity report, model.json (its classes and input size), and
+onnxruntime-web's WebAssembly build copied from the npm package at build time (web/package.json pins it,
+web/package-lock.json locks it): no CDN at run time. Serve it with any static server, e.g.
+`python -m http.server -d FOLDER`.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def build_page(model: Path, cfg: WebConfig) -> Path:
         for name in ("index.html", "app.js"):
             shutil.copyfile(PAGE / name, tmp / name)
         shutil.copyfile(model, tmp / "model.onnx")
+        report = model.with_name(model.name + ".parity.json")  # the model's proof travels with it
+        if report.is_file():
+            shutil.copyfile(report, tmp / "model.onnx.parity.json")
         for name in ORT_FILES:
             shutil.copyfile(dist / name, tmp / "ort" / name)
         for name in ("LICENSE", "ThirdPartyNotices.txt"):  # onnxruntime-web's own, shipped with its files

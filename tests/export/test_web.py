@@ -85,6 +85,7 @@ def test_the_page_gives_python_onnx_runtimes_probabilities(served: tuple[str, Pa
     assert np.abs(got - want).max() <= 1e-4
     assert (got.argmax(1) == want.argmax(1)).all()
     assert json.loads((site / "model.json").read_text())["classes"] == list(clf.classes)
+    assert json.loads((site / "model.onnx.parity.json").read_text())["published"]
 
 
 def test_a_broken_file_gets_an_error_row_and_the_rest_are_classified(served: tuple[str, Path],
