@@ -19,12 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from cifar_export.cli import app
 from cifar_export.images import SAMPLES
 from cifar_export.web import DIST_CANDIDATES
 from cifar_runtime import Classifier
+from cifar_runtime.decode import DecodeConfig
 from cifar_train.data import scan_image_folder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,6 +88,32 @@ def test_the_page_gives_python_onnx_runtimes_probabilities(served: tuple[str, Pa
     assert (got.argmax(1) == want.argmax(1)).all()
     assert json.loads((site / "model.json").read_text())["classes"] == list(clf.classes)
     assert json.loads((site / "model.onnx.parity.json").read_text())["published"]
+
+
+def test_resized_and_transparent_images_match_too(served: tuple[str, Path], cnn_raw: Path, tmp_path: Path) -> None:
+    """Images not at the input size go through the page's port of Pillow's bilinear resize: shrunk, enlarged, odd
+    ratios, JPEG and PNG, with and without transparency; the page must still compute what the runtime computes."""
+    url, _ = served
+    sources = scan_image_folder(SAMPLES / "test")[0][5::30]  # 10 images, one per class
+    files = []
+    for i, (src, size) in enumerate(zip(sources, [(320, 240), (97, 61), (20, 20), (33, 32), (600, 450)] * 2,
+                                        strict=True)):
+        img = Image.open(src).convert("RGB").resize(size, Image.Resampling.BICUBIC)
+        if i % 3 == 1:  # a transparent band: composited on white by both
+            img = img.convert("RGBA")
+            img.putalpha(Image.linear_gradient("L").resize(size))
+        path = tmp_path / f"{i:02d}.{'jpg' if i % 3 == 2 else 'png'}"
+        img.save(path, quality=90) if path.suffix == ".jpg" else img.save(path)
+        files.append(path)
+    page = drive(url, files)
+    got = np.array([r["probabilities"] for r in page["results"]])
+    # --exact: JPEGs decoded at full size, as the browser decodes them (by default cifar-infer decodes large
+    # JPEGs at reduced scale, which the browser cannot)
+    clf = Classifier(cnn_raw, device="cpu", decode=DecodeConfig(exact=True))
+    want = np.array([[dict((s.label, s.confidence) for s in p.top_k)[c] for c in clf.classes]
+                     for p in clf.predict([str(f) for f in files], top_k=len(clf.classes))])
+    assert np.abs(got - want).max() <= 1e-4
+    assert (got.argmax(1) == want.argmax(1)).all()
 
 
 def test_a_broken_file_gets_an_error_row_and_the_rest_are_classified(served: tuple[str, Path],

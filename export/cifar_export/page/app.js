@@ -16,22 +16,86 @@ document.getElementById("model").textContent =
 document.body.dataset.state = "ready";
 
 // uint8 (H, W, 3) RGB of an image file, as the runtime makes it: EXIF orientation applied, transparency on
-// white, resized to the model's input (the browser's own smooth resampling when the sizes differ).
+// white, then Pillow's bilinear resize to the model's input (below), so the page computes what cifar-infer
+// --exact computes for the same decoded pixels.
 export async function pixelsOf(blob) {
   const bitmap = await createImageBitmap(blob, { imageOrientation: "from-image" });
-  const canvas = new OffscreenCanvas(W, H);
+  const [w, h] = [bitmap.width, bitmap.height];
+  const canvas = new OffscreenCanvas(w, h);
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
   ctx.fillStyle = "#fff";
-  ctx.fillRect(0, 0, W, H);
-  ctx.imageSmoothingQuality = "high";
-  ctx.drawImage(bitmap, 0, 0, W, H);
+  ctx.fillRect(0, 0, w, h);
+  ctx.drawImage(bitmap, 0, 0);
   bitmap.close();
-  const rgba = ctx.getImageData(0, 0, W, H).data;
-  const rgb = new Uint8Array(W * H * 3);
+  const rgba = ctx.getImageData(0, 0, w, h).data;
+  const rgb = new Uint8Array(w * h * 3);
   for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
     rgb[j] = rgba[i]; rgb[j + 1] = rgba[i + 1]; rgb[j + 2] = rgba[i + 2];
   }
-  return rgb;
+  return w === W && h === H ? rgb : resizeBilinear(rgb, w, h, W, H);
+}
+
+// Pillow's 8-bit bilinear resampling (libImaging/Resample.c), integer for integer: a triangle filter widened by
+// the scale when shrinking (antialiasing), coefficients in fixed point with 22 fraction bits, the horizontal
+// pass first, rounded to 8 bits between the passes.
+const PRECISION_BITS = 22;
+
+function coefficients(inSize, outSize) {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1);
+  const support = filterScale;  // bilinear's support is 1 pixel
+  const taps = [];
+  for (let o = 0; o < outSize; o++) {
+    const center = (o + 0.5) * scale;
+    const lo = Math.max(Math.trunc(center - support + 0.5), 0);
+    const hi = Math.min(Math.trunc(center + support + 0.5), inSize);
+    const weights = [];
+    let total = 0;
+    for (let x = lo; x < hi; x++) {
+      const w = Math.max(1 - Math.abs((x - center + 0.5) / filterScale), 0);
+      weights.push(w);
+      total += w;
+    }
+    const fixed = weights.map((w) => {
+      const k = total ? w / total : w;
+      return k < 0 ? Math.trunc(-0.5 + k * (1 << PRECISION_BITS)) : Math.trunc(0.5 + k * (1 << PRECISION_BITS));
+    });
+    taps.push({ lo, fixed });
+  }
+  return taps;
+}
+
+function clip8(sum) {
+  return Math.min(Math.max(Math.floor(sum / (1 << PRECISION_BITS)), 0), 255);
+}
+
+// rgb: uint8 (h, w, 3) -> uint8 (H, W, 3)
+export function resizeBilinear(rgb, w, h, W, H) {
+  const horizontal = coefficients(w, W);
+  const mid = new Uint8Array(h * W * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < W; x++) {
+      const { lo, fixed } = horizontal[x];
+      for (let c = 0; c < 3; c++) {
+        let sum = 1 << (PRECISION_BITS - 1);
+        for (let k = 0; k < fixed.length; k++) sum += rgb[(y * w + lo + k) * 3 + c] * fixed[k];
+        mid[(y * W + x) * 3 + c] = clip8(sum);
+      }
+    }
+  }
+  const vertical = coefficients(h, H);
+  const out = new Uint8Array(H * W * 3);
+  for (let y = 0; y < H; y++) {
+    const { lo, fixed } = vertical[y];
+    for (let x = 0; x < W; x++) {
+      for (let c = 0; c < 3; c++) {
+        let sum = 1 << (PRECISION_BITS - 1);
+        for (let k = 0; k < fixed.length; k++) sum += mid[((lo + k) * W + x) * 3 + c] * fixed[k];
+        out[(y * W + x) * 3 + c] = clip8(sum);
+      }
+    }
+  }
+  return out;
 }
 
 export async function classify(blob) {
