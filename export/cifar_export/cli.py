@@ -269,7 +269,10 @@ def card(
 @app.command()
 def web(
     model_file: Annotated[Path, typer.Argument(help="A self-contained .raw.onnx (`cifar-export onnx CKPT --raw`).")],
-    out: Annotated[Path, typer.Option("--out", help="The folder to write. Default: <model>.web beside it.")] = Path(),
+    out: Annotated[
+        Path | None, typer.Option("--out", help="The folder to write. Default: <model>.web beside it.",
+                                  show_default=False)
+    ] = None,
     ort_dist: Annotated[
         Path | None,
         typer.Option("--ort-dist", help="onnxruntime-web's dist/ folder. Default: web/node_modules/... of this "
@@ -279,7 +282,7 @@ def web(
 ) -> None:
     """A static page that classifies dropped images in the browser (onnxruntime-web, offline, nothing uploaded)."""
     with user_errors():
-        folder = out if out != Path() else model_file.with_name(model_file.name.removesuffix(".onnx") + ".web")
+        folder = out if out is not None else model_file.with_name(model_file.name.removesuffix(".onnx") + ".web")
         written = build_page(model_file, WebConfig(folder, ort_dist, overwrite))
         console.print(f"written {written}: serve it with `python -m http.server -d {written}` and open "
                       "http://localhost:8000")

@@ -91,8 +91,10 @@ def fold_batchnorm_through_maxpool(graph: onnx.GraphProto) -> int:
             continue
         if uses[conv.output[0]] != 1 or uses[pool.output[0]] != 1 or uses[conv.input[1]] != 1:
             continue
-        if not all(name in inits for name in (conv.input[1], *norm.input[1:5])):
-            continue
+        if not all(name in inits for name in (*conv.input[1:], *norm.input[1:5])):
+            continue  # weights computed by nodes: leave them
+        if {conv.output[0], pool.output[0]} & {o.name for o in graph.output}:
+            continue  # an intermediate the graph also returns must keep its value
         eps = next((a.f for a in norm.attribute if a.name == "epsilon"), 1e-5)
         scale, shift, mean, var = (numpy_helper.to_array(inits[name]).astype(np.float64) for name in norm.input[1:5])
         a = scale / np.sqrt(var + eps)  # (C,)

@@ -87,6 +87,8 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray, static_batch: i
     prepared = workdir / "prepared.onnx"
     # Shape inference + graph optimisation first, as onnxruntime's quantisation guide asks.
     quant_pre_process(str(src), str(prepared))
+    # A --raw file's probabilities stay float: quantised, they would come in steps of 1/255 and not sum to 1.
+    softmax = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type == "Softmax"]
     quantize_static(
         str(prepared),
         str(dst),
@@ -96,6 +98,7 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray, static_batch: i
         # S8S8 (signed activations and weights) in QDQ: onnxruntime's documented first choice on x86-64.
         activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8,
+        nodes_to_exclude=softmax,
     )
 
 

@@ -15,8 +15,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import onnx
+
 from cifar_export.errors import ExportError
-from cifar_runtime import Classifier
+from cifar_export.onnx_export import PROBABILITIES
+from cifar_runtime import Classifier, ModelInfo
 from cifar_train import ensure_writable, sha256_file
 
 PAGE = Path(__file__).resolve().parent / "page"  # index.html, app.js
@@ -44,44 +47,76 @@ def find_ort_dist(given: Path | None) -> Path:
                       "version is pinned in web/package-lock.json) or pass --ort-dist DIST_FOLDER")
 
 
+PAGE_FILES = ("index.html", "app.js", "model.json", "model.onnx")  # what marks a folder as one of our pages
+
+
 def build_page(model: Path, cfg: WebConfig) -> Path:
     """Write the page folder for `model` (an ONNX file exported with --raw); return the folder."""
+    info = check_model(model)
+    dist = find_ort_dist(cfg.ort_dist)
+    out = cfg.out
+    if out.exists() or out.is_symlink():
+        if not cfg.overwrite:
+            raise ExportError(f"{out} already exists: pass --overwrite to replace it, or --out another folder")
+        # --overwrite replaces an earlier page, never a folder of the user's that happens to have that name
+        if out.is_symlink() or not out.is_dir() or not all((out / name).is_file() for name in PAGE_FILES):
+            raise ExportError(f"{out} is not a page folder written by `cifar-export web`: not replacing it; "
+                              "pass --out a new folder")
+        if model.resolve().is_relative_to(out.resolve()):
+            raise ExportError(f"{model} is inside {out}: pass --out a folder that does not hold the model")
+    ensure_writable(out.parent)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp_name:
+            tmp = Path(tmp_name) / "site"
+            _write_site(tmp, model, info, dist)
+            if out.exists():  # --overwrite: the old page goes only once the new one is complete
+                shutil.rmtree(out)
+            tmp.rename(out)
+    except OSError as e:
+        raise ExportError(f"cannot write the page to {out}: {e.strerror or e}") from e
+    return out
+
+
+def check_model(model: Path) -> ModelInfo:
+    """The model's metadata, if the page can run it: a published --raw file with probabilities and bilinear resize."""
     if not model.is_file():
         raise ExportError(f"model file {model} does not exist")
+    if ".FAILED." in model.name:
+        raise ExportError(f"{model.name} failed its parity check: the page ships only published files")
     info = Classifier(model, device="cpu").info
     if info.layout != "NHWC":
         raise ExportError(f"{model.name} takes normalised floats (layout {info.layout}); the page feeds pixels: "
                           "export it with `cifar-export onnx CHECKPOINT --raw` and pass the .raw.onnx file")
-    dist = find_ort_dist(cfg.ort_dist)
-    if cfg.out.exists() and not cfg.overwrite:
-        raise ExportError(f"{cfg.out} already exists: pass --overwrite to replace it, or --out another folder")
-    ensure_writable(cfg.out.parent)
-    version = _npm_version(dist)
-    with tempfile.TemporaryDirectory(prefix=f".{cfg.out.name}.", dir=cfg.out.parent) as tmp_name:
-        tmp = Path(tmp_name) / "site"
-        (tmp / "ort").mkdir(parents=True)
-        for name in ("index.html", "app.js"):
-            shutil.copyfile(PAGE / name, tmp / name)
-        shutil.copyfile(model, tmp / "model.onnx")
-        report = model.with_name(model.name + ".parity.json")  # the model's proof travels with it
-        if report.is_file():
-            shutil.copyfile(report, tmp / "model.onnx.parity.json")
-        for name in ORT_FILES:
-            shutil.copyfile(dist / name, tmp / "ort" / name)
-        for name in ("LICENSE", "ThirdPartyNotices.txt"):  # onnxruntime-web's own, shipped with its files
-            if (dist.parent / name).is_file():
-                shutil.copyfile(dist.parent / name, tmp / "ort" / name)
-        meta = {
-            "arch": info.arch, "classes": list(info.classes), "input_size": list(info.input_size),
-            "layout": info.layout, "precision": info.precision, "test_acc": info.test_acc,
-            "model_sha256": sha256_file(model), "source_sha256": info.source_sha256,
-            "onnxruntime_web": version,
-        }
-        (tmp / "model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        if cfg.out.exists():  # --overwrite: the old folder goes only once the new one is complete
-            shutil.rmtree(cfg.out)
-        tmp.rename(cfg.out)
-    return cfg.out
+    parity = info.json_extra("parity")
+    if isinstance(parity, dict) and not parity.get("passed", True):
+        raise ExportError(f"{model.name} failed its parity check: the page ships only published files")
+    if info.interpolation != "bilinear":
+        raise ExportError(f"{model.name} asks for {info.interpolation} resizing; the page resizes bilinearly only")
+    if PROBABILITIES not in [o.name for o in onnx.load(str(model)).graph.output]:
+        raise ExportError(f"{model.name} has no {PROBABILITIES!r} output: re-export it with --raw")
+    return info
+
+
+def _write_site(site: Path, model: Path, info: ModelInfo, dist: Path) -> None:
+    (site / "ort").mkdir(parents=True)
+    for name in ("index.html", "app.js"):
+        shutil.copyfile(PAGE / name, site / name)
+    shutil.copyfile(model, site / "model.onnx")
+    report = model.with_name(model.name + ".parity.json")  # the model's proof travels with it
+    if report.is_file():
+        shutil.copyfile(report, site / "model.onnx.parity.json")
+    for name in ORT_FILES:
+        shutil.copyfile(dist / name, site / "ort" / name)
+    for name in ("LICENSE", "ThirdPartyNotices.txt"):  # onnxruntime-web's own, shipped with its files
+        if (dist.parent / name).is_file():
+            shutil.copyfile(dist.parent / name, site / "ort" / name)
+    meta = {
+        "arch": info.arch, "classes": list(info.classes), "input_size": list(info.input_size),
+        "layout": info.layout, "precision": info.precision, "test_acc": info.test_acc,
+        "model_sha256": sha256_file(model), "source_sha256": info.source_sha256,
+        "onnxruntime_web": _npm_version(dist),
+    }
+    (site / "model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
 def _npm_version(dist: Path) -> str:

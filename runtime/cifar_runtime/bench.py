@@ -30,7 +30,6 @@ import typer
 from cifar_runtime.api import Classifier
 from cifar_runtime.bench_files import hostile_headers, maximal_images, upscaled_photos
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS
-from cifar_runtime.preprocess import prepare_file
 
 # cifar-infer run in a fresh interpreter that records its own peak RSS (VmHWM) on exit. wait4's ru_maxrss cannot be
 # used: Linux carries the parent's high-water mark across fork and exec, so every child would "peak" at least at
@@ -128,7 +127,7 @@ def model_only(folder: Path, precision: str, batch_sizes: tuple[int, ...], secon
     """Images/s of the model alone on real preprocessed images, per batch size (ONNX Runtime's default threads)."""
     clf = Classifier(precision=precision, device="cpu")
     paths = sorted(folder.glob("*/*.jpg"))[: max(batch_sizes)]
-    images = np.stack([prepare_file(p, clf.info) for p in paths])
+    images = clf.model_input(np.stack([clf.read_pixels(p) for p in paths]))  # what this file takes, either layout
     rates = {}
     for batch_size in batch_sizes:
         batch = np.resize(images, (batch_size, *images.shape[1:]))  # repeats images when the folder is small

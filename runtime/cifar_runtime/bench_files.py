@@ -101,7 +101,8 @@ def hostile_headers(max_pixels: int) -> dict[str, bytes]:
     side = int(max_pixels**0.5)  # a square just under the limit
     return {
         "png_big.png": png_header(BIG, BIG),
-        "jpeg_big.jpg": jpeg_header(BIG, BIG),
+        # a baseline JPEG is decoded at 1/8 scale: what counts is 1/64 of its declared size, so its bomb is HUGE
+        "jpeg_big.jpg": jpeg_header(HUGE, HUGE),
         "jpeg_progressive_big.jpg": jpeg_header(BIG, BIG, progressive=True),
         "gif_big.gif": gif_header(BIG, BIG),
         "bmp_big.bmp": bmp_header(BIG, BIG),

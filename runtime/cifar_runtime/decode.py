@@ -2,7 +2,8 @@
 
 Everything below is decided from the file's header, before a pixel is decoded:
 - an image that declares more than `max_pixels` pixels (default 4096 x 3072) is refused with an ImageError: it is
-  never decoded, so a few-hundred-byte file declaring 60000 x 60000 costs nothing;
+  never decoded, so a few-hundred-byte file declaring 60000 x 60000 costs nothing; for a baseline JPEG the size
+  it will be decoded at (below) counts, so a 16 Mpx photo decoded at 1/8 scale is not refused;
 - a JPEG much larger than the model input is decoded by libjpeg at 1/2, 1/4 or 1/8 scale (Pillow's `draft`),
   keeping each side at least DRAFT_FACTOR x the model's, unless `exact`; the pixels then differ slightly from a
   full decode (the bench measures the top-1 agreement), and memory and time drop by up to 64x;
@@ -98,18 +99,21 @@ def decode_file(
     Raises ImageError with a one-line reason for anything that is not a readable image within the limits.
     """
     with _as_image_error(), _open(path) as img:
-        declared = img.width * img.height
-        if declared > decode.max_pixels:
-            raise ImageError(
-                f"refused as a possible decompression bomb: it declares {img.width}x{img.height} = {declared} "
-                f"pixels, over the limit of {decode.max_pixels} (max_pixels)"
-            )
+        width, height = img.size
+        declared = width * height
         if size is not None and not decode.exact:
             side = DRAFT_FACTOR * max(size)  # square: an EXIF rotation may swap the sides later
             # JPEG (and MPO): the largest of 1/8, 1/4, 1/2 that keeps both sides >= side; other formats: no-op
             img.draft(None, (side, side))
-        # A progressive JPEG keeps every DCT coefficient of the full image in memory, whatever the scale.
+        # What decoding will hold: the reduced size for a baseline JPEG, else the declared size (a progressive JPEG
+        # keeps every DCT coefficient of the full image in memory, whatever the scale).
         cost = declared if img.info.get("progressive") else img.width * img.height
+        if cost > decode.max_pixels:
+            reduced = f"; decoded at reduced scale it would still be {cost}" if cost != declared else ""
+            raise ImageError(
+                f"refused as a possible decompression bomb: it declares {width}x{height} = {declared} pixels"
+                f"{reduced}, over the limit of {decode.max_pixels} (max_pixels)"
+            )
         with budget.hold(cost) if budget is not None else contextlib.nullcontext():
             out = None
             try:

@@ -56,6 +56,12 @@ def test_raw_int8_is_calibrated_on_pixels(cnn_raw: Path, tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     int8 = Classifier(tmp_path / "cnn.raw.int8.onnx", device="cpu")
     assert int8.info.layout == "NHWC" and int8.precision == "int8"
+    # its probabilities are the float softmax of its logits (the Softmax is left out of quantisation)
+    session = ort.InferenceSession(str(tmp_path / "cnn.raw.int8.onnx"), providers=["CPUExecutionProvider"])
+    pixels = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    logits, probabilities = session.run(None, {"image": pixels})
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(probabilities, expected / expected.sum(1, keepdims=True), atol=1e-6)
 
 
 def test_raw_is_refused_for_formats_that_cannot_take_it(cnn_checkpoint: Path, tmp_path: Path) -> None:

@@ -132,3 +132,20 @@ def test_web_refuses_a_float_model_and_an_existing_folder(cnn_exported: Path, cn
     (tmp_path / "b").mkdir()
     result = CliRunner().invoke(app, ["web", str(cnn_raw), "--out", str(tmp_path / "b"), "--ort-dist", str(tmp_path)])
     assert result.exit_code == 2
+
+
+def test_overwrite_replaces_an_earlier_page_and_nothing_else(served: tuple[str, Path], cnn_raw: Path,
+                                                             tmp_path: Path) -> None:
+    _, site = served  # a page the CLI wrote
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "best.pt").write_bytes(b"a user's file")
+    result = CliRunner().invoke(app, ["web", str(cnn_raw), "--out", str(mine), "--overwrite"])
+    assert result.exit_code == 2 and "not a page folder" in result.output
+    assert (mine / "best.pt").read_bytes() == b"a user's file"
+    page = tmp_path / "page"
+    shutil.copytree(site, page)
+    (page / "model.json").write_text("{}")
+    result = CliRunner().invoke(app, ["web", str(cnn_raw), "--out", str(page), "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((page / "model.json").read_text())["layout"] == "NHWC"

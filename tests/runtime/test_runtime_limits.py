@@ -52,7 +52,9 @@ def test_declared_size_over_the_limit_is_refused_before_decoding(
     assert {p.suffix for p in big} == {".png", ".jpg", ".gif", ".bmp", ".tif", ".webp"}
     for path, outcome in zip(big, classifier.predict_many(big), strict=True):
         assert isinstance(outcome, ImageError), path.name
-        if path.suffix != ".webp":  # libwebp itself refuses a canvas that does not match its frame, before us
+        if path.name == "jpeg_big.jpg":  # HUGE, as a baseline JPEG counts at its reduced scale: past Pillow's own limit
+            assert "decompression bomb" in str(outcome)
+        elif path.suffix != ".webp":  # libwebp itself refuses a canvas that does not match its frame, before us
             assert f"declares {BIG}x{BIG} = {BIG * BIG} pixels, over the limit of {DEFAULT_MAX_PIXELS}" in str(outcome)
     assert loaded == []  # not one of them reached a decoder
 
@@ -68,6 +70,17 @@ def test_every_hostile_file_is_one_error_row_and_the_process_stays_small(hostile
     (line,) = run.stderr.splitlines()  # the summary; nothing else reached stderr
     assert line.startswith(f"cifar-infer: {len(rows)} files, ")
     assert 0 < run.peak_rss_mb < RSS_TARGET_MB
+
+
+def test_a_baseline_jpeg_counts_at_the_scale_it_decodes_at(tmp_path: Path, test_images: list[Path]) -> None:
+    photo = tmp_path / "camera.jpg"  # 16 Mpx, over the default limit as declared; 1/8 scale decodes 0.25 Mpx
+    with Image.open(test_images[0]) as img:
+        img.convert("RGB").resize((4608, 3456)).save(photo, quality=85)
+    assert DEFAULT_MAX_PIXELS < 4608 * 3456
+    reduced = CliRunner().invoke(app, ["-m", str(TINY), "-f", "jsonl", str(photo)])
+    assert reduced.exit_code == EXIT_OK and "label" in json.loads(reduced.stdout), reduced.output
+    exact = CliRunner().invoke(app, ["-m", str(TINY), "-f", "jsonl", "--exact", str(photo)])  # full size: refused
+    assert exact.exit_code == EXIT_PARTIAL and "over the limit" in json.loads(exact.stdout)["error"]
 
 
 def test_max_pixels_is_the_limit_and_can_be_raised(tmp_path: Path, test_images: list[Path]) -> None:

@@ -6,20 +6,61 @@ ort.env.wasm.numThreads = 1; // a plain static server (python -m http.server) gi
 
 const results = [];  // every classified file: {name, probabilities} or {name, error}; the browser test reads it
 globalThis.cifarResults = results;
+const status = document.getElementById("model");
+const drop = document.getElementById("drop");
+const picker = document.getElementById("files");
 
-const meta = await (await fetch("model.json")).json();
-const [H, W] = meta.input_size;
-const session = await ort.InferenceSession.create("model.onnx", { executionProviders: ["wasm"] });
-document.getElementById("model").textContent =
+// Listen before loading: a file dropped anywhere while the model loads must not make the browser open it.
+let modelReady;
+let queue = new Promise((resolve) => { modelReady = resolve; });  // batches wait for the model, then run in order
+let pending = 0;
+function enqueue(files) {
+  pending += 1;
+  document.body.dataset.state = "busy";
+  queue = queue.then(() => classifyAll(files)).finally(() => {
+    pending -= 1;
+    if (pending === 0) document.body.dataset.state = "done";
+  });
+}
+document.addEventListener("dragover", (e) => e.preventDefault());
+document.addEventListener("drop", (e) => e.preventDefault());
+picker.addEventListener("change", () => {
+  const files = [...picker.files];
+  picker.value = "";  // picking the same file again fires "change" again
+  enqueue(files);
+});
+drop.addEventListener("dragover", () => drop.classList.add("over"));
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  drop.classList.remove("over");
+  enqueue([...e.dataTransfer.files]);
+});
+
+let meta, session, H, W;
+try {
+  const response = await fetch("model.json");
+  if (!response.ok) throw new Error(`model.json: HTTP ${response.status}`);
+  meta = await response.json();
+  [H, W] = meta.input_size;
+  session = await ort.InferenceSession.create("model.onnx", { executionProviders: ["wasm"] });
+} catch (e) {  // e.g. opened as file:// (serve the folder over HTTP) or a model this onnxruntime-web cannot run
+  status.textContent = `The model could not be loaded: ${e.message || e}`;
+  status.className = "error";
+  document.body.dataset.state = "error";
+  throw e;
+}
+status.textContent =
   `${meta.arch}, ${meta.precision}, ${meta.classes.length} classes` +
   (meta.test_acc != null ? `, ${(100 * meta.test_acc).toFixed(2)}% on the CIFAR-10 test set` : "");
 document.body.dataset.state = "ready";
+modelReady();
 
 // uint8 (H, W, 3) RGB of an image file, as the runtime makes it: EXIF orientation applied, transparency on
 // white, then Pillow's bilinear resize to the model's input (below), so the page computes what cifar-infer
 // --exact computes for the same decoded pixels.
 export async function pixelsOf(blob) {
-  const bitmap = await createImageBitmap(blob, { imageOrientation: "from-image" });
+  // colorSpaceConversion "none": the pixels as stored, as Pillow reads them (no ICC profile applied)
+  const bitmap = await createImageBitmap(blob, { imageOrientation: "from-image", colorSpaceConversion: "none" });
   const [w, h] = [bitmap.width, bitmap.height];
   const canvas = new OffscreenCanvas(w, h);
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
@@ -109,6 +150,7 @@ function show(file, probabilities, error) {
   row.className = "result";
   const img = document.createElement("img");
   img.src = URL.createObjectURL(file);
+  img.onload = img.onerror = () => URL.revokeObjectURL(img.src);
   img.alt = "";
   const bars = document.createElement("div");
   bars.className = "bars";
@@ -145,7 +187,6 @@ function show(file, probabilities, error) {
 }
 
 async function classifyAll(files) {
-  document.body.dataset.state = "busy";
   for (const file of files) {
     try {
       const probabilities = await classify(file);
@@ -156,16 +197,4 @@ async function classifyAll(files) {
       show(file, null, String(e.message || e));
     }
   }
-  document.body.dataset.state = "done";
 }
-
-const drop = document.getElementById("drop");
-const picker = document.getElementById("files");
-picker.addEventListener("change", () => classifyAll([...picker.files]));
-drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
-drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-drop.addEventListener("drop", (e) => {
-  e.preventDefault();
-  drop.classList.remove("over");
-  classifyAll([...e.dataTransfer.files]);
-});
