@@ -256,5 +256,5 @@ cifar-export all {run}/best.pt --data ../shared/cifar10-jpeg            # every 
 cifar-export quantize {run}/{onnx} --int8 --data ../shared/cifar10-jpeg
 cifar-export bench {run}/best.pt --data ../shared/cifar10-jpeg --limit 0 --out runs/bench/{arch}
 cp runs/bench/{arch}/bench.json {run}/
-cifar-export folder-check {run}/{onnx} --data ../shared/cifar10-jpeg --batch-size 256
+cifar-export folder-check {run}/{onnx} --data ../shared/cifar10-jpeg --batch-size 256 --out {run}/folder_check.json
 cifar-export card {run}"""

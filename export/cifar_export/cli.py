@@ -14,7 +14,7 @@ from rich.markup import escape
 from cifar_export.bench import BenchConfig, run_bench
 from cifar_export.card import write_card
 from cifar_export.errors import CheckFailed, ExportError, one_line
-from cifar_export.export import TRAINED, ExportConfig, ExportResult, export_checkpoint
+from cifar_export.export import TRAINED, ExportConfig, ExportResult, export_checkpoint, refuse_overwrite
 from cifar_export.folder_check import check_folder, write_check
 from cifar_export.formats import FORMATS, ExportOptions
 from cifar_export.onnx_export import DEFAULT_OPSET
@@ -244,12 +244,17 @@ def folder_check(
     ] = Path("data"),
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="cifar-infer's batch size.")] = 64,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Result JSON. Default: folder_check.json beside the model.")
+        Path | None, typer.Option("--out", help="Result JSON. Default: folder_check.<model name>.json beside the "
+                                  "model (folder_check.json for the bundled one).", show_default=False)
     ] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Classify a labelled folder with the real cifar-infer CLI; report accuracy, images/s and peak RSS."""
-    out = out or (model.parent if model else Path(".")) / "folder_check.json"
+    if out is None:
+        out = model.with_name(f"folder_check.{model.name.removesuffix('.onnx')}.json") if model else Path(
+            "folder_check.json")
     with user_errors():
+        refuse_overwrite([out], overwrite)
         result = check_folder(model, data, out.with_name(out.stem + ".predictions.jsonl"), batch_size)
         write_check(result, out)
     console.print(f"{result.classified}/{result.files} classified, accuracy {result.accuracy:.2f}%, "

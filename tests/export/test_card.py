@@ -20,7 +20,9 @@ def test_train_export_folder_check_and_card_agree(cifar_fixture, tmp_path):
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["folder-check", str(run / "cnn.onnx"), "--data", str(cifar_fixture / "test")])
     assert r.exit_code == 0, r.output
-    check = json.loads((run / "folder_check.json").read_text())
+    check = json.loads((run / "folder_check.cnn.json").read_text())  # named after the model it checked
+    again = runner.invoke(app, ["folder-check", str(run / "cnn.onnx"), "--data", str(cifar_fixture / "test")])
+    assert again.exit_code == 2 and "--overwrite" in again.output  # a result is not replaced unasked
     assert check["files"] == check["classified"] == 300
     # The CLI, fed the JPEG files, reproduces the training run's own test accuracy on the same images.
     assert abs(check["accuracy"] - 100 * metrics["test_acc"]) < 0.1
