@@ -240,6 +240,9 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
         "",
         "```bash",
         *REPRODUCE.format(arch=arch, recipe=recipe_name, run=run, onnx=onnx_name, seed=cfg["seed"]).splitlines(),
+        *(NO_TTA.format(arch=arch, run=run).splitlines() if int(cfg.get("tta", 0)) else []),
+        *RAW.format(arch=arch, run=run).splitlines(),
+        f"cifar-export card {run}",
         "```",
         "",
     ]
@@ -256,5 +259,12 @@ cifar-export all {run}/best.pt --data ../shared/cifar10-jpeg            # every 
 cifar-export quantize {run}/{onnx} --int8 --data ../shared/cifar10-jpeg
 cifar-export bench {run}/best.pt --data ../shared/cifar10-jpeg --limit 0 --out runs/bench/{arch}
 cp runs/bench/{arch}/bench.json {run}/
-cifar-export folder-check {run}/{onnx} --data ../shared/cifar10-jpeg --batch-size 256 --out {run}/folder_check.json
-cifar-export card {run}"""
+cifar-export folder-check {run}/{onnx} --data ../shared/cifar10-jpeg --batch-size 256 --out {run}/folder_check.json"""
+NO_TTA = """\
+cifar-export onnx {run}/best.pt --tta 0 --data ../shared/cifar10-jpeg --limit 10000   # without the TTA views
+cifar-export quantize {run}/{arch}.onnx --int8 --data ../shared/cifar10-jpeg --limit 10000
+cifar-export folder-check {run}/{arch}.onnx --data ../shared/cifar10-jpeg --batch-size 256 \\
+  --out {run}/folder_check.tta0.json"""
+RAW = """\
+cifar-export onnx {run}/best.pt --raw --tta 0 --data ../shared/cifar10-jpeg --limit 10000   # uint8 pixels in
+cifar-export quantize {run}/{arch}.raw.onnx --int8 --data ../shared/cifar10-jpeg --limit 10000"""
