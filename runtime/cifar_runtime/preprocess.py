@@ -84,9 +84,9 @@ def pixels(image: ImageLike, info: ModelInfo) -> np.ndarray:
         rgb = _check_array(image)
         if rgb.shape[:2] == info.input_size:
             return rgb
-        return np.asarray(resize(Image.fromarray(rgb), info.input_size, info.interpolation))
+        return _resized(Image.fromarray(rgb), info)
     if isinstance(image, Image.Image):  # upright is idempotent: it drops the tag it applied
-        return np.asarray(resize(to_rgb(upright(image)), info.input_size, info.interpolation))
+        return _resized(to_rgb(upright(image)), info)
     raise UsageError(f"expected a path, a PIL image or a uint8 HxWx3 array, got {type(image).__name__}")
 
 
@@ -119,11 +119,7 @@ def read_pixels(
     budget: DecodeBudget | None = None,
 ) -> np.ndarray:
     """Decode one image file and resize it to the model's input: uint8 (H, W, 3); ImageError when unreadable."""
-
-    def small(rgb: Image.Image) -> np.ndarray:
-        return np.asarray(resize(rgb, info.input_size, info.interpolation))  # a copy: nothing big stays referenced
-
-    return decode_file(path, small, decode, info.input_size, budget)
+    return decode_file(path, lambda rgb: _resized(rgb, info), decode, info.input_size, budget)
 
 
 def check_supported(info: ModelInfo, source: str) -> None:
@@ -142,3 +138,8 @@ def _check_array(a: np.ndarray) -> np.ndarray:
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
         raise UsageError(f"expected a uint8 HxWx3 RGB array, got {a.dtype} with shape {a.shape}")
     return a
+
+
+def _resized(rgb: Image.Image, info: ModelInfo) -> np.ndarray:
+    """uint8 (H, W, 3) at the model's input size; a copy, so nothing big stays referenced."""
+    return np.asarray(resize(rgb, info.input_size, info.interpolation))
