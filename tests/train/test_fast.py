@@ -16,11 +16,11 @@ from cifar_train.optim import Lookahead, build_optimizer, lr_factor, prepare_mod
 from cifar_train.run import train
 
 
-def fast_config(data: Path, out: Path, **changes):
+def fast_config(data: Path, out: Path, recipe: str = "fast", **changes):
     # Small batches so that a few hundred fixture images make several steps per epoch.
     base = dict(data=str(data), out=str(out), val_size=50, batch_size=32, micro_batch=16, device="cpu", epochs=4,
                 lookahead_start=1, lookahead_every=2, whiten_bias_epochs=2)
-    return replace(RECIPES["fast"].config, **{**base, **changes})
+    return replace(RECIPES[recipe].config, **{**base, **changes})
 
 
 def test_alternating_flip_mirrors_each_image_on_every_other_epoch():
@@ -130,6 +130,15 @@ def test_fast_run_resumed_mid_lookahead_reaches_the_same_weights(cifar_fixture, 
 def test_the_fast_recipe_runs_on_the_seed_cnn(cifar_fixture, tmp_path):
     metrics = train(replace(fast_config(cifar_fixture, tmp_path), arch="cnn", whiten_init=False, epochs=2)).metrics
     assert metrics["arch"] == "cnn" and 0 <= metrics["test_acc"] <= 1
+
+
+def test_the_wide_recipe_trains_airbench95s_wider_net(cifar_fixture, tmp_path):
+    cfg = RECIPES["fast-wide"].config
+    assert (cfg.arch, cfg.lr) == ("airbench95", 10.0) and cfg.tta == RECIPES["fast"].config.tta
+    result = train(fast_config(cifar_fixture, tmp_path, "fast-wide", epochs=2))
+    widths = [g.conv2.out_channels for g in (result.model.group1, result.model.group2, result.model.group3)]
+    assert widths == [128, 384, 384] and result.metrics["arch"] == "airbench95"
+    assert load_checkpoint(tmp_path / "best.pt")["config"]["lr"] == 10.0
 
 
 def test_unfreeze_and_backbone_lr_scale_make_differential_learning_rates():
