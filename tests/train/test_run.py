@@ -193,3 +193,30 @@ def test_switches_show_no_value_placeholder_and_no_internal_names():
     r = CliRunner().invoke(app, ["fast", "--help"], terminal_width=200)
     assert not [line for line in r.output.splitlines() if "<bool>" in line and "--help" not in line]
     assert "TrainConfig" not in CliRunner().invoke(app, ["--help"]).output
+
+
+def test_compare_groups_seeds_and_tables_each_run_against_the_first(cifar_fixture, tmp_path):
+    runs = {"base-s0": {}, "base-s1": {"seed": 1}, "no-smooth": {"label_smoothing": 0.1, "lr": 2e-3}}
+    acc = {name: train(cnn_config(cifar_fixture, tmp_path / name, epochs=1, **changes)).metrics["test_acc"]
+           for name, changes in runs.items()}
+    r = CliRunner().invoke(app, ["compare", *(str(tmp_path / n) for n in runs), "--out", str(tmp_path / "cmp"),
+                                 "--table"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    base, other = "cnn --epochs 1 --val-size 50", "cnn --epochs 1 --lr 0.002 --label-smoothing 0.1 --val-size 50"
+    assert lines[0].startswith(f"{base}: 2 run(s), test ") and " ± " in lines[0]  # seeds group, flags in order
+    assert lines[1].startswith(f"{other}: 1 run(s)")
+    rows = [line.split(" | ") for line in lines if line.startswith("| base") or line.startswith("| no-smooth")]
+    assert [row[1] for row in rows] == [f"`{base}`", f"`{base}`", f"`{other}`"]
+    assert rows[0][4] == "" and rows[2][3] == f"{100 * acc['no-smooth']:.2f}%"
+    assert rows[2][4] == f"{100 * (acc['no-smooth'] - acc['base-s0']):+.2f}"  # points against the first run
+    assert rows[2][5] == rows[2][3]  # no TTA in this recipe: the plain accuracy is the test accuracy
+    summary = json.loads((tmp_path / "cmp" / "summary.json").read_text())
+    assert [g["recipe"] for g in summary] == [base, other]
+    assert (tmp_path / "cmp" / "time_to_accuracy.png").stat().st_size > 0
+
+
+def test_compare_refuses_an_unfinished_run_in_one_line(tmp_path):
+    (tmp_path / "run").mkdir()
+    r = CliRunner().invoke(app, ["compare", str(tmp_path / "run")])
+    assert r.exit_code == 2 and "has no metrics.json" in r.output and len(r.output.strip().splitlines()) == 1

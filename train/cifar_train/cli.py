@@ -96,13 +96,18 @@ def recipes() -> None:
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Finished run folders (metrics.json, history.csv).")],
     out: Annotated[Path | None, typer.Option(help="Write summary.json and time_to_accuracy.png here.")] = None,
+    table: Annotated[bool, typer.Option("--table", help="Also print a markdown row per run, with differences "
+                                                         "against the first run (an ablation table).")] = False,
 ) -> None:
     """Mean ± std of test accuracy over seeds per recipe, minutes per run, and a time-to-accuracy plot."""
     from cifar_train.summary import summarize
+    from cifar_train.summary import table as run_table
 
     try:
         for group in summarize(runs, out):
             print(group.line())
+        if table:
+            print(run_table(runs))
     except UserError as e:
         raise fail(str(e)) from None
 

@@ -201,10 +201,24 @@ def validate_config(cfg: TrainConfig) -> None:
 RUN_FIELDS = ("data", "download", "out", "device", "amp", "deterministic", "workers", "seed", "tensorboard")
 
 
-def recipe_of(config: dict[str, Any]) -> str | None:
-    """The registered recipe a saved config (asdict(TrainConfig)) was trained with, if it matches one exactly."""
+def recipe_and_flags(config: dict[str, Any]) -> tuple[str, list[str]]:
+    """A saved config (asdict(TrainConfig)) as the command that trains it: the nearest recipe, and the flags that
+    turn it into this config (none when it is the recipe itself). Fields a config lacks count as the recipe's."""
+    def flag(name: str, value: Any) -> str:
+        dashed = name.replace("_", "-")
+        return (f"--{dashed}" if value else f"--no-{dashed}") if isinstance(value, bool) else f"--{dashed} {value}"
+
+    best: tuple[str, list[str]] | None = None
     for recipe in RECIPES.values():
-        fields_ = {k: v for k, v in recipe.config.__dict__.items() if k not in RUN_FIELDS}
-        if all(config.get(k, v) == v for k, v in fields_.items()):
-            return recipe.name
-    return None
+        flags = [flag(k, config[k]) for k, v in recipe.config.__dict__.items()
+                 if k not in RUN_FIELDS and config.get(k, v) != v]
+        if best is None or len(flags) < len(best[1]):
+            best = (recipe.name, flags)
+    assert best is not None  # the seed recipes are always registered
+    return best
+
+
+def recipe_of(config: dict[str, Any]) -> str | None:
+    """The registered recipe a saved config was trained with, if it matches one exactly."""
+    name, flags = recipe_and_flags(config)
+    return None if flags else name

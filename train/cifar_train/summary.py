@@ -9,9 +9,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cifar_train.checkpoint import atomic_write
-from cifar_train.config import recipe_of
+from cifar_train.config import recipe_and_flags
 from cifar_train.errors import UserError
 from cifar_train.plots import plot_time_to_accuracy
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished run folder, as compared: accuracies are fractions, each run's test evaluated once."""
+
+    path: Path
+    command: str  # the recipe and the flags that differ from it, e.g. "fast --no-lookahead"
+    seed: int
+    test_acc: float  # at the recipe's TTA level
+    test_acc_no_tta: float | None  # None when the run did not record it
+    val_acc: float
+    minutes: float  # training epochs with their per-epoch validation
+    curve: list[tuple[float, float]]  # (minutes, val_acc) after each epoch
 
 
 @dataclass(frozen=True)
@@ -37,28 +51,58 @@ def _history(run: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
+def load_run(run: Path) -> Run:
+    """Read a finished run folder (metrics.json, history.csv)."""
+    if not (run / "metrics.json").is_file():
+        raise UserError(f"{run} has no metrics.json: give the folders of finished runs")
+    metrics = json.loads((run / "metrics.json").read_text())
+    elapsed, curve = 0.0, []
+    for row in _history(run):
+        elapsed += row["seconds"] + row.get("eval_seconds", 0.0)
+        if "val_acc" in row:
+            curve.append((elapsed / 60, row["val_acc"]))
+    name, flags = recipe_and_flags(metrics["config"])
+    val = metrics["val_acc"] if metrics["val_acc"] is not None else float("nan")
+    # Runs without TTA (and records older than test_acc_by_tta) have their plain accuracy as test_acc.
+    by_tta = metrics.get("test_acc_by_tta") or ({"0": metrics["test_acc"]} if not metrics["config"].get("tta") else {})
+    return Run(run, " ".join([name, *flags]), metrics["seed"], metrics["test_acc"], by_tta.get("0"), val,
+               elapsed / 60, curve)
+
+
 def summarize(runs: list[Path], out: Path | None = None) -> list[Group]:
-    """Group runs by recipe; write summary.json and time_to_accuracy.png into `out` when given."""
+    """Group runs by recipe and flags; write summary.json and time_to_accuracy.png into `out` when given."""
     groups: dict[str, Group] = {}
     curves: dict[str, list[tuple[float, float]]] = {}
-    for run in runs:
-        if not (run / "metrics.json").is_file():
-            raise UserError(f"{run} has no metrics.json: give the folders of finished runs")
-        metrics = json.loads((run / "metrics.json").read_text())
-        recipe = recipe_of(metrics["config"]) or f"{metrics['arch']} (custom)"
-        history, elapsed, points = _history(run), 0.0, []
-        for row in history:
-            elapsed += row["seconds"] + row.get("eval_seconds", 0.0)
-            if "val_acc" in row:
-                points.append((elapsed / 60, row["val_acc"]))
-        g = groups.setdefault(recipe, Group(recipe, [], [], [], []))
-        g.runs.append(str(run))
-        g.test_acc.append(metrics["test_acc"])
-        g.val_acc.append(metrics["val_acc"] if metrics["val_acc"] is not None else float("nan"))
-        g.minutes.append(elapsed / 60)
-        curves[f"{recipe}, seed {metrics['seed']} ({run.name})"] = points
+    for r in map(load_run, runs):
+        g = groups.setdefault(r.command, Group(r.command, [], [], [], []))
+        g.runs.append(str(r.path))
+        g.test_acc.append(r.test_acc)
+        g.val_acc.append(r.val_acc)
+        g.minutes.append(r.minutes)
+        curves[f"{r.command}, seed {r.seed} ({r.path.name})"] = r.curve
     if out is not None:
         summary = [{**g.__dict__, "test": _mean_std(g.test_acc), "val": _mean_std(g.val_acc)} for g in groups.values()]
         atomic_write(out / "summary.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
         plot_time_to_accuracy(curves, out / "time_to_accuracy.png", "CIFAR-10 validation accuracy against time")
     return list(groups.values())
+
+
+def table(runs: list[Path]) -> str:
+    """One markdown row per run, differences in points against the first run (an ablation table)."""
+    rows = list(map(load_run, runs))
+    base = rows[0]
+
+    def pct(x: float | None) -> str:
+        return "–" if x is None else f"{100 * x:.2f}%"
+
+    def delta(x: float | None, ref: float | None) -> str:
+        return "" if x is None or ref is None else f"{100 * (x - ref):+.2f}"
+
+    lines = ["| run | command | seed | test | Δ | test, no TTA | Δ | validation | minutes |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        d_tta, d_plain = ("", "") if r is base else (delta(r.test_acc, base.test_acc),
+                                                     delta(r.test_acc_no_tta, base.test_acc_no_tta))
+        lines.append(f"| {r.path.name} | `{r.command}` | {r.seed} | {pct(r.test_acc)} | {d_tta} "
+                     f"| {pct(r.test_acc_no_tta)} | {d_plain} | {pct(r.val_acc)} | {r.minutes:.0f} |")
+    return "\n".join(lines)
