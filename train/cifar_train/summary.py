@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,7 @@ def table(runs: list[Path]) -> str:
     base = rows[0]
 
     def pct(x: float | None) -> str:
-        return "–" if x is None else f"{100 * x:.2f}%"
+        return "–" if x is None or math.isnan(x) else f"{100 * x:.2f}%"  # nan: selected on test, no validation
 
     def delta(x: float | None, ref: float | None) -> str:
         return "" if x is None or ref is None else f"{100 * (x - ref):+.2f}"
