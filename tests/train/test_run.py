@@ -56,9 +56,9 @@ def test_val_size_zero_selects_on_test_and_says_so(cifar_fixture, tmp_path):
     metrics = train(cnn_config(cifar_fixture, tmp_path, epochs=1, val_size=0)).metrics
     assert metrics["selected_on"] == "test" and metrics["val_acc"] is None
     assert "optimistic" in metrics["selection_note"]
-    from cifar_train.summary import table
+    from cifar_train.summary import load_run, table
 
-    assert table([tmp_path]).splitlines()[-1].endswith("| – | 0 |")  # compare shows no validation figure
+    assert table([load_run(tmp_path)]).splitlines()[-1].endswith("| – | 0 |")  # compare shows no validation figure
 
 
 class Crash(Exception):

@@ -100,14 +100,15 @@ def compare(
                                                          "against the first run (an ablation table).")] = False,
 ) -> None:
     """Mean ± std of test accuracy over seeds per recipe, minutes per run, and a time-to-accuracy plot."""
-    from cifar_train.summary import summarize
+    from cifar_train.summary import load_run, summarize
     from cifar_train.summary import table as run_table
 
     try:
-        for group in summarize(runs, out):
+        loaded = [load_run(run) for run in runs]
+        for group in summarize(loaded, out):
             print(group.line())
         if table:
-            print(run_table(runs))
+            print(run_table(loaded))
     except UserError as e:
         raise fail(str(e)) from None
 

@@ -153,13 +153,15 @@ CHOICES = {"optimizer": ("adam", "sgd"), "schedule": ("step", "triangle", "onecy
            "flip": ("random", "alternate", "none")}
 
 
+def flag(name: str) -> str:
+    """The command-line flag of a config field: lr -> --lr, label_smoothing -> --label-smoothing."""
+    return "--" + name.replace("_", "-")
+
+
 def validate_config(cfg: TrainConfig) -> None:
     """Refuse values no run can use, with one line that names the flag (before any data is decoded)."""
     from cifar_train.errors import UserError
     from cifar_train.models import MODELS
-
-    def flag(name: str) -> str:
-        return "--" + name.replace("_", "-")
 
     if cfg.arch not in MODELS:
         raise UserError(f"unknown architecture {cfg.arch!r}: one of {', '.join(sorted(MODELS))}")
@@ -204,13 +206,14 @@ RUN_FIELDS = ("data", "download", "out", "device", "amp", "deterministic", "work
 def recipe_and_flags(config: dict[str, Any]) -> tuple[str, list[str]]:
     """A saved config (asdict(TrainConfig)) as the command that trains it: the nearest recipe, and the flags that
     turn it into this config (none when it is the recipe itself). Fields a config lacks count as the recipe's."""
-    def flag(name: str, value: Any) -> str:
-        dashed = name.replace("_", "-")
-        return (f"--{dashed}" if value else f"--no-{dashed}") if isinstance(value, bool) else f"--{dashed} {value}"
+    def setting(name: str, value: Any) -> str:  # a switch is --name / --no-name, anything else --name value
+        if isinstance(value, bool):
+            return flag(name) if value else "--no-" + flag(name)[2:]
+        return f"{flag(name)} {value}"
 
     best: tuple[str, list[str]] | None = None
     for recipe in RECIPES.values():
-        flags = [flag(k, config[k]) for k, v in recipe.config.__dict__.items()
+        flags = [setting(k, config[k]) for k, v in recipe.config.__dict__.items()
                  if k not in RUN_FIELDS and config.get(k, v) != v]
         if best is None or len(flags) < len(best[1]):
             best = (recipe.name, flags)

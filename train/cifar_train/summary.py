@@ -70,11 +70,11 @@ def load_run(run: Path) -> Run:
                elapsed / 60, curve)
 
 
-def summarize(runs: list[Path], out: Path | None = None) -> list[Group]:
+def summarize(runs: list[Run], out: Path | None = None) -> list[Group]:
     """Group runs by recipe and flags; write summary.json and time_to_accuracy.png into `out` when given."""
     groups: dict[str, Group] = {}
     curves: dict[str, list[tuple[float, float]]] = {}
-    for r in map(load_run, runs):
+    for r in runs:
         g = groups.setdefault(r.command, Group(r.command, [], [], [], []))
         g.runs.append(str(r.path))
         g.test_acc.append(r.test_acc)
@@ -88,9 +88,8 @@ def summarize(runs: list[Path], out: Path | None = None) -> list[Group]:
     return list(groups.values())
 
 
-def table(runs: list[Path]) -> str:
+def table(rows: list[Run]) -> str:
     """One markdown row per run, differences in points against the first run (an ablation table)."""
-    rows = list(map(load_run, runs))
     base = rows[0]
 
     def pct(x: float | None) -> str:
