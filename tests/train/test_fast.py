@@ -11,7 +11,7 @@ import torch
 import cifar_train.run as run_module
 from cifar_train import RECIPES, create_model, load_checkpoint
 from cifar_train import TestTimeAugmentation as TTA
-from cifar_train.augment import BatchAugmentLoader, translate
+from cifar_train.augment import BatchAugmentLoader, cutout, translate
 from cifar_train.optim import Lookahead, build_optimizer, lr_factor, prepare_model
 from cifar_train.run import train
 
@@ -45,6 +45,17 @@ def test_translate_shifts_by_whole_pixels_with_reflected_borders():
     assert torch.equal(out[0, 0, :-1], x[0, 0, 1:])  # image 0 moved up one row...
     assert torch.equal(out[0, 0, -1], x[0, 0, -2])  # ...its last row is the reflection of the border
     assert torch.equal(out[1, 0, :, 2:], x[1, 0, :, :3])  # image 1 moved right two columns
+
+
+@pytest.mark.parametrize("size", [3, 4])
+def test_cutout_zeroes_one_size_by_size_square_per_image_clipped_at_the_border(size):
+    out = cutout(torch.ones(300, 3, 10, 10), size, torch.Generator().manual_seed(0))
+    zero = out == 0
+    assert torch.equal(zero, zero[:, :1].expand_as(zero))  # the same square in every channel
+    rows, cols = zero[:, 0].any(2).sum(1), zero[:, 0].any(1).sum(1)
+    assert torch.equal(zero[:, 0].sum((1, 2)), rows * cols)  # one rectangle...
+    assert rows.max() == cols.max() == size and rows.min() >= 1  # ...size wide unless the border clips it
+    assert (rows * cols == size * size).float().mean() > 0.3
 
 
 def test_triangle_schedule_warms_up_peaks_and_decays():
@@ -139,6 +150,15 @@ def test_the_wide_recipe_trains_airbench95s_wider_net(cifar_fixture, tmp_path):
     widths = [g.conv2.out_channels for g in (result.model.group1, result.model.group2, result.model.group3)]
     assert widths == [128, 384, 384] and result.metrics["arch"] == "airbench95"
     assert load_checkpoint(tmp_path / "best.pt")["config"]["lr"] == 10.0
+
+
+def test_the_long_recipe_is_fast_wide_with_airbench96s_augmentation_and_schedule(cifar_fixture, tmp_path):
+    wide, long = RECIPES["fast-wide"].config, RECIPES["fast-wide-long"].config
+    assert (long.arch, long.lr, long.tta) == (wide.arch, wide.lr, wide.tta)
+    assert (long.epochs, long.translate, long.cutout, long.decay_to) == (40, 4, 13, 0.0)
+    assert lr_factor(long, 399, 10) < 0.01 and lr_factor(long, 40, 10) == pytest.approx(1.0)
+    result = train(fast_config(cifar_fixture, tmp_path, "fast-wide-long", epochs=2))
+    assert load_checkpoint(tmp_path / "best.pt")["config"]["cutout"] == 13 and 0 <= result.metrics["test_acc"] <= 1
 
 
 def test_unfreeze_and_backbone_lr_scale_make_differential_learning_rates():

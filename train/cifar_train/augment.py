@@ -34,12 +34,13 @@ def translate(images: torch.Tensor, shifts: torch.Tensor, r: int) -> torch.Tenso
 
 
 def cutout(images: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
-    """Zero a size x size square (clipped at the border) centred at a random pixel of each image."""
+    """Zero a size x size square (clipped at the border) centred at a random pixel of each image: rows and
+    columns [c - size // 2, c - size // 2 + size)."""
     b, _, h, w = images.shape
-    cy = torch.randint(0, h, (b, 1, 1), generator=g)
-    cx = torch.randint(0, w, (b, 1, 1), generator=g)
+    top = torch.randint(0, h, (b, 1, 1), generator=g) - size // 2
+    left = torch.randint(0, w, (b, 1, 1), generator=g) - size // 2
     ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
-    inside = ((ys - cy).abs() * 2 < size) & ((xs - cx).abs() * 2 < size)  # (B, H, W)
+    inside = (ys >= top) & (ys < top + size) & (xs >= left) & (xs < left + size)  # (B, H, W)
     return images.masked_fill(inside.unsqueeze(1), 0.0)
 
 
