@@ -14,6 +14,7 @@ from cifar_train.checkpoint import load_checkpoint, model_from_checkpoint
 from cifar_train.cli import app
 from cifar_train.config import RECIPES
 from cifar_train.run import portable, train
+from cifar_train.summary import load_run, table
 
 
 def cnn_config(data: Path, out: Path, **changes):
@@ -56,8 +57,6 @@ def test_val_size_zero_selects_on_test_and_says_so(cifar_fixture, tmp_path):
     metrics = train(cnn_config(cifar_fixture, tmp_path, epochs=1, val_size=0)).metrics
     assert metrics["selected_on"] == "test" and metrics["val_acc"] is None
     assert "optimistic" in metrics["selection_note"]
-    from cifar_train.summary import load_run, table
-
     assert table([load_run(tmp_path)]).splitlines()[-1].endswith("| – | 0 |")  # compare shows no validation figure
 
 
