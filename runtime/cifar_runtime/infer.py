@@ -18,6 +18,7 @@ from cifar_runtime.atomic import atomic_write, replaceable
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS, DecodeConfig
 from cifar_runtime.errors import Interrupted, OutputError, UsageError
 from cifar_runtime.inputs import STDIN, find_images
+from cifar_runtime.interrupts import HeldInterrupts
 from cifar_runtime.output import FORMATS, RESUMABLE, display_path, make_writer
 from cifar_runtime.pipeline import Result, classify_files
 from cifar_runtime.resume import Resume, read_resume
@@ -75,15 +76,16 @@ def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: Te
     classified = failed = 0
     start = time.perf_counter()
     try:
-        with _open_output(cfg, stdout) as stream:
+        with HeldInterrupts() as held, _open_output(cfg, stdout) as stream:
             appending = stream is not stdout and stream.tell() > 0
             writer = make_writer(cfg.format, stream, max(map(len, classifier.classes)), header=not appending)
             writer.begin()
             results = classify_files(classifier, todo, cfg.top_k, cfg.batch_size, cfg.workers)
             for n, result in enumerate(itertools.chain(unreadable, results), 1):
-                writer.write(result)
-                classified += result.prediction is not None
-                failed += result.prediction is None
+                with held.step():  # so that Ctrl-C never lands between a row's write and its count
+                    writer.write(result)
+                    classified += result.prediction is not None
+                    failed += result.prediction is None
                 progress.update(n)
             writer.end()
     except KeyboardInterrupt as e:

@@ -30,6 +30,7 @@ from cifar_runtime.api import Classifier, Prediction, Score
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS, DecodeConfig, return_large_frees_to_os
 from cifar_runtime.errors import InstallError, Interrupted, OutputError, UsageError, one_line
 from cifar_runtime.inputs import IMAGE_SUFFIXES, STDIN, find_images
+from cifar_runtime.interrupts import HeldInterrupts
 from cifar_runtime.output import make_writer, to_row
 from cifar_runtime.pipeline import Result, classify_files
 from cifar_runtime.status import Summary
@@ -191,13 +192,14 @@ def _write_rows(results: Dataset, unreadable: list[Result], output: Path, fmt: s
         raise UsageError(f"cannot write {output}: {e.strerror or e}") from e
     written = failed = 0
     try:
-        with stream:
+        with HeldInterrupts() as held, stream:
             writer = make_writer(fmt, stream, 0)
             writer.begin()
             for result in _results(results, unreadable):
-                writer.write(result)
-                written += 1
-                failed += result.prediction is None
+                with held.step():  # so that Ctrl-C never lands between a row's write and its count
+                    writer.write(result)
+                    written += 1
+                    failed += result.prediction is None
             writer.end()
     except KeyboardInterrupt as e:
         raise Interrupted(written) from e

@@ -5,6 +5,7 @@ Each has one line on stderr and the exit code of the README's table; Ctrl-C is s
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import shlex
@@ -21,7 +22,7 @@ import pytest
 from runtime_files import TINY, png_header_only
 from typer.testing import CliRunner, Result
 
-from cifar_runtime import Classifier, ImageError, Prediction
+from cifar_runtime import Classifier, ImageError, Interrupted, Prediction
 from cifar_runtime.cli import app
 from cifar_runtime.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT_FAILED, EXIT_PARTIAL, EXIT_USAGE
 
@@ -99,6 +100,45 @@ def test_ctrl_c_says_rows_written_and_the_resume_command_that_finishes(tmp_path:
     assert done.returncode == EXIT_OK, done.stderr
     paths = [json.loads(row)["path"] for row in out.read_text(encoding="utf-8").splitlines()]
     assert sorted(paths) == sorted(str(p) for p in folder.iterdir())  # every file once
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_ctrl_c_right_after_a_row_is_written_still_counts_that_row(
+    tmp_path: Path, test_images: list[Path], monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """A real SIGINT delivered the moment row 3 is in the file, before the run has counted it: the count says 3."""
+    from cifar_runtime import infer
+
+    make_writer = infer.make_writer
+
+    def interrupting_writer(*args: object, **kwargs: object) -> object:
+        writer = make_writer(*args, **kwargs)
+        write = writer.write
+
+        def write_then_ctrl_c(result: object) -> None:
+            write(result)
+            if len(written) == 2:
+                signal.raise_signal(signal.SIGINT)
+                for _ in range(1000):  # Python runs its signal handler here, at a loop's backward jump
+                    pass
+            written.append(result)
+
+        writer.write = write_then_ctrl_c
+        return writer
+
+    written: list[object] = []
+    monkeypatch.setattr(infer, "make_writer", interrupting_writer)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, whatever pytest inherited
+    out = tmp_path / f"out.{fmt}"
+    cfg = infer.InferConfig(model=TINY, format=fmt, output=out, batch_size=1, workers=1)
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            infer.infer_files(cfg, [str(p) for p in test_images], io.StringIO(), io.StringIO(), io.StringIO())
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    rows = out.read_text(encoding="utf-8").splitlines()[(fmt == "csv") :]  # csv: after its header
+    assert stopped.value.rows == len(rows) == 3
+    assert signal.getsignal(signal.SIGINT) is previous  # the run put back the handler it found
 
 
 def test_ctrl_c_leaves_an_earlier_json_file_intact(tmp_path: Path, test_images: list[Path]) -> None:
