@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from runtime_files import TINY, with_metadata
+from runtime_files import SHIPPED, TINY, with_metadata
 from typer.testing import CliRunner
 
 from cifar_runtime import CifarRuntimeWarning, Classifier, ModelError, UsageError
@@ -17,8 +17,6 @@ from cifar_runtime.cli import app
 from cifar_runtime.exitcodes import EXIT_OK, EXIT_USAGE
 from cifar_runtime.locate import bundled_model
 from cifar_runtime.precision import AUTO_MAX_DROP, accuracy_drop, sibling
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def parity(reference: float = 84.8, accuracies: tuple[float, ...] = (84.7, 84.7), passed: bool = True) -> str:
@@ -126,7 +124,7 @@ def test_bundled_int8_sibling_is_the_published_artifact_and_auto_takes_it() -> N
     bundled = bundled_model()
     assert bundled is not None
     int8 = sibling(bundled, "int8")
-    shipped = REPO / "artifacts" / "fast" / "airbench94.int8.onnx"
+    shipped = sibling(SHIPPED, "int8")
     assert int8.read_bytes() == shipped.read_bytes(), (
         f"{int8} differs from {shipped}: copy the artifact into the package again"
     )

@@ -3,12 +3,10 @@
 import json
 from pathlib import Path
 
+from runtime_files import SHIPPED
+
 from cifar_runtime import Classifier
 from cifar_runtime.locate import bundled_model
-
-REPO = Path(__file__).resolve().parents[2]
-# The published artifact the package bundles (as <BUNDLED_NAME>, its int8 sibling beside it).
-SHIPPED = REPO / "artifacts" / "fast" / "airbench94.onnx"
 
 
 def test_bundled_model_is_the_published_artifact():
