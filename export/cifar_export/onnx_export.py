@@ -130,6 +130,7 @@ class RawInput(nn.Module):
         self.model = model
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.train(model.training)  # a new Module starts in train mode; exporting in it warns and can change ops
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = pixels.permute(0, 3, 1, 2).to(torch.float32) / 255  # (B, 3, H, W) in [0, 1]

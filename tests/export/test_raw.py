@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+import torch.nn as nn
 from typer.testing import CliRunner
 
 from cifar_export.cli import app
 from cifar_export.engines import pixels_of
 from cifar_export.images import SAMPLES
+from cifar_export.onnx_export import RawInput
 from cifar_runtime import Classifier
 from cifar_runtime.errors import UsageError
 from cifar_runtime.preprocess import read_pixels
@@ -77,3 +79,10 @@ def test_pixels_of_inverts_normalisation_exactly(cnn_raw: Path) -> None:
     np.testing.assert_array_equal(pixels_of(x, info), pixels)
     with pytest.raises(ValueError, match="8-bit"):
         pixels_of(x + 0.1, info)
+
+
+def test_the_raw_wrapper_is_in_the_mode_of_the_model_it_wraps() -> None:
+    """A model exported for inference is in eval mode, and so is its pixel wrapper: torch.onnx warns otherwise."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    assert not RawInput(model.eval(), (0.5,) * 3, (0.5,) * 3).training
+    assert RawInput(model.train(), (0.5,) * 3, (0.5,) * 3).training
