@@ -19,7 +19,7 @@ TINY_BATCH3 = MODELS / "tiny_cnn_batch3.onnx"  # same weights, static batch of 3
 TINY_NOMETA = MODELS / "tiny_cnn_nometa.onnx"  # same graph, no metadata_props
 WEIGHTS = MODELS / "tiny_cnn_weights.npz"
 # The published artifact the package bundles (as cifar_runtime/models/<BUNDLED_NAME>, its int8 sibling beside it).
-SHIPPED = Path(__file__).resolve().parents[2] / "artifacts" / "fast" / "airbench94.onnx"
+SHIPPED = Path(__file__).resolve().parents[2] / "artifacts" / "fast-wide-long" / "airbench95.onnx"
 
 
 def png_header_only(width: int, height: int) -> bytes:
