@@ -12,6 +12,7 @@ import cifar_train.run as run_module
 from cifar_train import RECIPES, create_model, load_checkpoint
 from cifar_train import TestTimeAugmentation as TTA
 from cifar_train.augment import BatchAugmentLoader, cutout, translate
+from cifar_train.config import recipe_and_flags
 from cifar_train.optim import Lookahead, build_optimizer, lr_factor, prepare_model
 from cifar_train.run import train
 
@@ -192,3 +193,21 @@ def test_tensorboard_logs_every_epoch_offline(cifar_fixture, tmp_path):
     events.Reload()
     assert [e.step for e in events.Scalars("val/acc")] == [1, 2]
     assert {"train/loss", "lr"} <= set(events.Tags()["scalars"])
+
+
+@pytest.mark.parametrize("cpu_amp, dtype", [(False, torch.float32), (True, torch.bfloat16)])
+def test_cpu_amp_trains_in_bfloat16_and_keeps_float32_weights(cifar_fixture, tmp_path, monkeypatch, cpu_amp, dtype):
+    seen: list[torch.dtype] = []
+    real_build = run_module.build_model
+
+    def build_and_watch(cfg, num_classes):
+        model = real_build(cfg, num_classes)
+        model.head.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+        return model
+
+    monkeypatch.setattr(run_module, "build_model", build_and_watch)
+    result = train(fast_config(cifar_fixture, tmp_path, epochs=1, cpu_amp=cpu_amp))
+    assert seen and set(seen) == {dtype}  # every training and evaluation batch
+    assert {p.dtype for p in result.model.parameters()} == {torch.float32}
+    assert load_checkpoint(tmp_path / "best.pt")["config"]["cpu_amp"] is cpu_amp
+    assert ("--cpu-amp" in recipe_and_flags(result.metrics["config"])[1]) is cpu_amp  # compare tells the runs apart

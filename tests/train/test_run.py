@@ -134,9 +134,12 @@ def test_cli_help_lists_seed_defaults():
         assert flag in r.output
 
 
-def test_bench_reports_pipeline_and_model_only_throughput(cifar_fixture):
-    r = CliRunner().invoke(app, ["bench", "cnn", "--data", str(cifar_fixture), "--steps", "2", "--device", "cpu"])
+@pytest.mark.parametrize("precision", ["fp32", "bfloat16 autocast"])
+def test_bench_reports_pipeline_and_model_only_throughput(cifar_fixture, precision):
+    amp = ["--cpu-amp"] if precision != "fp32" else []
+    r = CliRunner().invoke(app, ["bench", "cnn", "--data", str(cifar_fixture), "--steps", "2", "--device", "cpu", *amp])
     assert r.exit_code == 0, r.output
+    assert f"cpu, {precision}," in r.output
     for row in ("data pipeline only", "model only (contiguous)", "model only (channels_last)", "+ data pipeline"):
         line = next(line for line in r.output.splitlines() if row in line)
         assert float(line.split()[-2]) > 0  # images/s

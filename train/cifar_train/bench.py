@@ -12,7 +12,7 @@ import torch
 from cifar_train.config import TrainConfig
 from cifar_train.data import build_datasets
 from cifar_train.distributed import Dist, select_device
-from cifar_train.loop import StepOptions, train_one_epoch
+from cifar_train.loop import grad_scaler, step_options, train_one_epoch
 from cifar_train.optim import build_optimizer
 from cifar_train.run import build_model, train_loader
 
@@ -40,14 +40,13 @@ def bench_training(cfg: TrainConfig, steps: int) -> tuple[list[BenchRow], dict[s
     rows = [row(f"data pipeline only ({cfg.augment} augmentation, workers={cfg.workers})", n,
                 time.perf_counter() - tick)]
     x, y = batches[0]
-    amp = cfg.amp and device.type == "cuda"
     for channels_last in (False, True):
         model = build_model(replace(cfg, pretrained=False, weights=""), len(data.classes)).to(device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         opt = build_optimizer(model, cfg)
-        scaler = torch.amp.GradScaler(device.type, enabled=amp)
-        opts = StepOptions(amp, channels_last, cfg.label_smoothing, cfg.micro_batch)
+        opts = step_options(cfg, device, channels_last)
+        scaler = grad_scaler(device, opts)
         train_one_epoch(model, [(x, y)] * 3, opt, scaler, device, opts, Dist())  # warm-up
         stats = train_one_epoch(model, [(x, y)] * steps, opt, scaler, device, opts, Dist())
         fmt = "channels_last" if channels_last else "contiguous"

@@ -121,6 +121,7 @@ def bench(
     batch_size: Annotated[int, typer.Option(min=0, help="Images per step (0: the recipe's).")] = 64,
     workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
+    cpu_amp: Annotated[bool, typer.Option(help="bfloat16 mixed precision on CPU, as in training.")] = False,
 ) -> None:
     """Training throughput: data pipeline alone, model-only train steps, and both together."""
     from cifar_train.bench import bench_training
@@ -129,12 +130,14 @@ def bench(
         raise fail(f"unknown recipe {recipe!r}: one of {', '.join(RECIPES)}")
     cfg = RECIPES[recipe].config
     cfg = replace(cfg, data=str(data), batch_size=batch_size or cfg.batch_size, workers=workers, device=device,
-                  val_size=0)
+                  val_size=0, cpu_amp=cpu_amp)
     try:
         rows, info = bench_training(cfg, steps)
     except UserError as e:
         raise fail(str(e)) from None
-    print(f"{recipe} ({cfg.arch}), batch {cfg.batch_size}, {info['device']}, {info['threads']} threads; "
+    amp, dtype = (cpu_amp, "bfloat16") if info["device"] == "cpu" else (cfg.amp, "float16")
+    precision = f"{dtype} autocast" if amp else "fp32"
+    print(f"{recipe} ({cfg.arch}), batch {cfg.batch_size}, {info['device']}, {precision}, {info['threads']} threads; "
           f"{info['train_images']} train images decoded in {info['decode_seconds']:.1f}s")
     print(f"{'':<44}{'images/s':>10}{'s/epoch':>10}")
     for r in rows:

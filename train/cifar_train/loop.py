@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from cifar_train.config import TrainConfig
 from cifar_train.distributed import Dist, all_reduce_sum
 from cifar_train.metrics import accuracy, confusion_matrix
 
@@ -57,18 +58,30 @@ def _progress(description: str, enabled: bool) -> Progress:
 
 
 def autocast(device: torch.device, amp: bool) -> torch.autocast:
-    """float16 autocast on CUDA when amp is on; a disabled context elsewhere (CPU trains in fp32)."""
-    return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda")
+    """Mixed precision when amp is on: float16 on CUDA, bfloat16 on CPU (float16 has no fast CPU kernels)."""
+    return torch.autocast(device_type=device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16,
+                          enabled=amp)
 
 
 @dataclass(frozen=True)
 class StepOptions:
     """How one optimizer step runs: precision, memory format, loss, and gradient accumulation."""
 
-    amp: bool = False  # float16 autocast (CUDA only)
+    amp: bool = False  # autocast: float16 on CUDA, bfloat16 on CPU
     channels_last: bool = False
     label_smoothing: float = 0.0
     micro_batch: int = 0  # forward/backward in chunks of this many images, one optimizer step; 0 = whole batch
+
+
+def step_options(cfg: TrainConfig, device: torch.device, channels_last: bool) -> StepOptions:
+    """The step options of a config on a device: --amp reaches CUDA only, --cpu-amp the CPU only."""
+    amp = cfg.amp if device.type == "cuda" else cfg.cpu_amp if device.type == "cpu" else False
+    return StepOptions(amp, channels_last, cfg.label_smoothing, cfg.micro_batch)
+
+
+def grad_scaler(device: torch.device, opts: StepOptions) -> torch.amp.GradScaler:
+    """Loss scaling for float16 (CUDA) only: bfloat16 has float32's range and needs none."""
+    return torch.amp.GradScaler(device.type, enabled=opts.amp and device.type == "cuda")
 
 
 def train_one_epoch(

@@ -26,7 +26,7 @@ from cifar_train.config import RUN_FIELDS, TrainConfig, validate_config
 from cifar_train.data import Datasets, build_datasets
 from cifar_train.distributed import Dist, broadcast_buffers, gather, init_distributed, select_device, shutdown
 from cifar_train.errors import UserError
-from cifar_train.loop import EpochStats, Evaluation, StepOptions, evaluate, train_one_epoch
+from cifar_train.loop import EpochStats, Evaluation, StepOptions, evaluate, grad_scaler, step_options, train_one_epoch
 from cifar_train.metrics import classification_report, roc_curves
 from cifar_train.models import get_spec
 from cifar_train.optim import Lookahead, build_optimizer, build_scheduler, prepare_model, whitening_bias_trains
@@ -171,9 +171,8 @@ def _train(cfg: TrainConfig, resume: bool, d: Dist, console: Console) -> RunResu
     if steps_per_epoch == 0:
         raise UserError(f"--batch-size {cfg.batch_size} is larger than the {len(data.train)} training images")
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
-    opts = StepOptions(amp=cfg.amp and device.type == "cuda", channels_last=cfg.channels_last,
-                       label_smoothing=cfg.label_smoothing, micro_batch=cfg.micro_batch)
-    scaler = torch.amp.GradScaler(device.type, enabled=opts.amp)
+    opts = step_options(cfg, device, cfg.channels_last)
+    scaler = grad_scaler(device, opts)
     lookahead: Lookahead | None = None
 
     history: list[dict] = []
