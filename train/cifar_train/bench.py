@@ -6,13 +6,14 @@ import itertools
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
 from cifar_train.config import TrainConfig
 from cifar_train.data import build_datasets
 from cifar_train.distributed import Dist, select_device
-from cifar_train.loop import grad_scaler, step_options, train_one_epoch
+from cifar_train.loop import amp_dtype, grad_scaler, step_options, train_one_epoch
 from cifar_train.optim import build_optimizer
 from cifar_train.run import build_model, train_loader
 
@@ -24,13 +25,15 @@ class BenchRow:
     seconds_per_epoch: float  # extrapolated to the full train split
 
 
-def bench_training(cfg: TrainConfig, steps: int) -> tuple[list[BenchRow], dict[str, float]]:
+def bench_training(cfg: TrainConfig, steps: int) -> tuple[list[BenchRow], dict[str, Any]]:
     """Time `steps` batches of: augmentation alone, train steps on one preloaded batch, and the two together."""
     device = select_device(cfg.device)
     started = time.perf_counter()
     data = build_datasets(cfg)
+    amp = step_options(cfg, device, cfg.channels_last).amp
     info = {"decode_seconds": time.perf_counter() - started, "train_images": len(data.train),
-            "threads": torch.get_num_threads(), "device": str(device)}
+            "threads": torch.get_num_threads(), "device": str(device),
+            "precision": f"{str(amp_dtype(device)).removeprefix('torch.')} autocast" if amp else "fp32"}
     def row(name: str, images: int, seconds: float) -> BenchRow:
         return BenchRow(name, images / seconds, len(data.train) / (images / seconds))
 

@@ -135,10 +135,8 @@ def bench(
         rows, info = bench_training(cfg, steps)
     except UserError as e:
         raise fail(str(e)) from None
-    amp, dtype = (cpu_amp, "bfloat16") if info["device"] == "cpu" else (cfg.amp, "float16")
-    precision = f"{dtype} autocast" if amp else "fp32"
-    print(f"{recipe} ({cfg.arch}), batch {cfg.batch_size}, {info['device']}, {precision}, {info['threads']} threads; "
-          f"{info['train_images']} train images decoded in {info['decode_seconds']:.1f}s")
+    print(f"{recipe} ({cfg.arch}), batch {cfg.batch_size}, {info['device']}, {info['precision']}, "
+          f"{info['threads']} threads; {info['train_images']} train images decoded in {info['decode_seconds']:.1f}s")
     print(f"{'':<44}{'images/s':>10}{'s/epoch':>10}")
     for r in rows:
         print(f"{r.name:<44}{r.images_per_s:>10.0f}{r.seconds_per_epoch:>10.1f}")

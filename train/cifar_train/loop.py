@@ -57,10 +57,14 @@ def _progress(description: str, enabled: bool) -> Progress:
     )
 
 
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """The mixed-precision type of a device: float16 on CUDA, bfloat16 on CPU (float16 has no fast CPU kernels)."""
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
 def autocast(device: torch.device, amp: bool) -> torch.autocast:
-    """Mixed precision when amp is on: float16 on CUDA, bfloat16 on CPU (float16 has no fast CPU kernels)."""
-    return torch.autocast(device_type=device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16,
-                          enabled=amp)
+    """Mixed precision when amp is on; a disabled context (fp32) otherwise."""
+    return torch.autocast(device_type=device.type, dtype=amp_dtype(device), enabled=amp)
 
 
 @dataclass(frozen=True)
