@@ -38,6 +38,7 @@ def test_cnn_run_writes_every_output(cifar_fixture, tmp_path):
     assert all(0.0 <= auc <= 1.0 for auc in metrics["test_roc_auc"].values())
     assert set(metrics["test"]["per_class"]["cat"]) == {"accuracy", "precision", "recall", "f1", "support"}
     assert metrics["config"]["lr"] == 1e-3 and metrics["environment"]["torch"] == torch.__version__
+    assert metrics["environment"]["cpu"] and metrics["environment"]["cpu_capability"]  # times depend on the CPU
     best = load_checkpoint(tmp_path / "best.pt")  # weights_only=True inside
     assert best["classes"][0] == "airplane" and best["input_size"] == [32, 32] and best["mean"] == [0.5] * 3
     assert best["metrics"]["test_acc"] == metrics["test_acc"]

@@ -302,6 +302,7 @@ def finish(cfg: TrainConfig, data: Datasets, out: Path, device: torch.device, op
         },
         "environment": {"torch": torch.__version__, "device": str(device), "world_size": d.world_size,
                         "python": platform.python_version(), "cpu_threads": torch.get_num_threads(),
+                        "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                         "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
     }
     log(f"best epoch {best['epoch']} (selected on {select_split}): "
@@ -318,6 +319,16 @@ def finish(cfg: TrainConfig, data: Datasets, out: Path, device: torch.device, op
                        f"{title}: test confusion (acc {test.acc:.2%})")
         plot_roc(roc, list(data.classes), out / "roc.png", f"{title}: one-vs-rest ROC on test")
     return metrics
+
+
+def cpu_model() -> str:
+    """The CPU's model name, since training times depend on it: /proc/cpuinfo on Linux, platform's guess elsewhere."""
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def portable(path: str) -> str:
