@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from rich.console import Console
 
 import cifar_train.run as run_module
 from cifar_train import RECIPES, create_model, load_checkpoint
@@ -206,8 +208,11 @@ def test_cpu_amp_trains_in_bfloat16_and_keeps_float32_weights(cifar_fixture, tmp
         return model
 
     monkeypatch.setattr(run_module, "build_model", build_and_watch)
-    result = train(fast_config(cifar_fixture, tmp_path, epochs=1, cpu_amp=cpu_amp))
+    monkeypatch.setattr(run_module, "native_bf16", lambda: False)  # as on a CPU that emulates bfloat16
+    console = Console(file=io.StringIO(), width=200)
+    result = train(fast_config(cifar_fixture, tmp_path, epochs=1, cpu_amp=cpu_amp), console=console)
     assert seen and set(seen) == {dtype}  # every training and evaluation batch
+    assert ("without native bfloat16" in console.file.getvalue()) is cpu_amp
     assert {p.dtype for p in result.model.parameters()} == {torch.float32}
     assert load_checkpoint(tmp_path / "best.pt")["config"]["cpu_amp"] is cpu_amp
     assert ("--cpu-amp" in recipe_and_flags(result.metrics["config"])[1]) is cpu_amp  # compare tells the runs apart

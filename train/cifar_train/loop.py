@@ -62,6 +62,12 @@ def amp_dtype(device: torch.device) -> torch.dtype:
     return torch.float16 if device.type == "cuda" else torch.bfloat16
 
 
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere bf16 is emulated, slower."""
+    checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return any(check() for check in checks if check is not None)
+
+
 def autocast(device: torch.device, amp: bool) -> torch.autocast:
     """Mixed precision when amp is on; a disabled context (fp32) otherwise."""
     return torch.autocast(device_type=device.type, dtype=amp_dtype(device), enabled=amp)

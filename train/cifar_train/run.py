@@ -26,7 +26,16 @@ from cifar_train.config import RUN_FIELDS, TrainConfig, validate_config
 from cifar_train.data import Datasets, build_datasets
 from cifar_train.distributed import Dist, broadcast_buffers, gather, init_distributed, select_device, shutdown
 from cifar_train.errors import UserError
-from cifar_train.loop import EpochStats, Evaluation, StepOptions, evaluate, grad_scaler, step_options, train_one_epoch
+from cifar_train.loop import (
+    EpochStats,
+    Evaluation,
+    StepOptions,
+    evaluate,
+    grad_scaler,
+    native_bf16,
+    step_options,
+    train_one_epoch,
+)
 from cifar_train.metrics import classification_report, roc_curves
 from cifar_train.models import get_spec
 from cifar_train.optim import Lookahead, build_optimizer, build_scheduler, prepare_model, whitening_bias_trains
@@ -173,6 +182,8 @@ def _train(cfg: TrainConfig, resume: bool, d: Dist, console: Console) -> RunResu
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
     opts = step_options(cfg, device, cfg.channels_last)
     scaler = grad_scaler(device, opts)
+    if opts.amp and device.type == "cpu" and not native_bf16():
+        log("warning: --cpu-amp on a CPU without native bfloat16 (AVX512-BF16 or AMX) trains slower than fp32")
     lookahead: Lookahead | None = None
 
     history: list[dict] = []
@@ -303,6 +314,7 @@ def finish(cfg: TrainConfig, data: Datasets, out: Path, device: torch.device, op
         "environment": {"torch": torch.__version__, "device": str(device), "world_size": d.world_size,
                         "python": platform.python_version(), "cpu_threads": torch.get_num_threads(),
                         "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                        "cpu_native_bf16": native_bf16(),
                         "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
     }
     log(f"best epoch {best['epoch']} (selected on {select_split}): "
