@@ -222,6 +222,19 @@ def test_compare_groups_seeds_and_tables_each_run_against_the_first(cifar_fixtur
     assert (tmp_path / "cmp" / "time_to_accuracy.png").stat().st_size > 0
 
 
+def test_compare_pools_runs_that_differ_only_in_a_named_flag():
+    # The committed records: `fast` in fp32 (seed 1) and `fast --cpu-amp` (seed 0), real finished runs.
+    runs = [str(Path(__file__).parents[2] / "artifacts" / d) for d in ("fast", "ablation/bf16-fast-s0")]
+    apart = CliRunner().invoke(app, ["compare", *runs])
+    assert apart.exit_code == 0 and [line.split(":")[0] for line in apart.output.splitlines()] == ["fast",
+                                                                                                  "fast --cpu-amp"]
+    pooled = CliRunner().invoke(app, ["compare", *runs, "--pool", "cpu-amp", "--table"])
+    assert pooled.exit_code == 0, pooled.output
+    accs = [100 * json.loads((Path(r) / "metrics.json").read_text())["test_acc"] for r in runs]
+    assert pooled.output.startswith(f"fast (pooled over cpu-amp): 2 run(s), test {sum(accs) / 2:.2f} ± ")
+    assert "| `fast --cpu-amp` |" in pooled.output  # each run's row still says how it was made
+
+
 def test_compare_refuses_an_unfinished_run_in_one_line(tmp_path):
     (tmp_path / "run").mkdir()
     r = CliRunner().invoke(app, ["compare", str(tmp_path / "run")])

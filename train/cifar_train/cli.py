@@ -98,6 +98,9 @@ def compare(
     out: Annotated[Path | None, typer.Option(help="Write summary.json and time_to_accuracy.png here.")] = None,
     table: Annotated[bool, typer.Option("--table", help="Also print a markdown row per run, with differences "
                                                          "against the first run (an ablation table).")] = False,
+    pool: Annotated[list[str] | None, typer.Option(
+        help="A flag, e.g. cpu-amp: count runs that differ only in it as one recipe (once it is shown not to change "
+             "accuracy). Repeatable.")] = None,
 ) -> None:
     """Mean ± std of test accuracy over seeds per recipe, minutes per run, and a time-to-accuracy plot."""
     from cifar_train.summary import load_run, summarize
@@ -105,7 +108,7 @@ def compare(
 
     try:
         loaded = [load_run(run) for run in runs]
-        for group in summarize(loaded, out):
+        for group in summarize(loaded, out, pool or []):
             print(group.line())
         if table:
             print(run_table(loaded))

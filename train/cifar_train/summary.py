@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +21,25 @@ class Run:
     """One finished run folder, as compared: accuracies are fractions, each run's test evaluated once."""
 
     path: Path
-    command: str  # the recipe and the flags that differ from it, e.g. "fast --no-lookahead"
+    recipe: str
+    flags: tuple[str, ...]  # the flags that turn the recipe into this run's config, e.g. ("--no-lookahead",)
     seed: int
     test_acc: float  # at the recipe's TTA level
     test_acc_no_tta: float | None  # None when the run did not record it
     val_acc: float
     minutes: float  # training epochs with their per-epoch validation
     curve: list[tuple[float, float]]  # (minutes, val_acc) after each epoch
+
+    @property
+    def command(self) -> str:
+        """The command that trains this run, e.g. "fast --no-lookahead"."""
+        return " ".join([self.recipe, *self.flags])
+
+    def group_name(self, pool: frozenset[str]) -> str:
+        """The command with the pooled flags (names without dashes, e.g. "cpu-amp") left out, and said so."""
+        pooled = [f for f in self.flags if _flag_name(f) in pool]
+        kept = [f for f in self.flags if f not in pooled]
+        return " ".join([self.recipe, *kept]) + (f" (pooled over {', '.join(sorted(pool))})" if pool else "")
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,12 @@ class Group:
     def line(self) -> str:
         return (f"{self.recipe}: {len(self.runs)} run(s), test {_mean_std(self.test_acc)}, "
                 f"val {_mean_std(self.val_acc)}, {statistics.mean(self.minutes):.1f} min per run")
+
+
+def _flag_name(setting: str) -> str:
+    """The switch a flag sets: "--translate 0" -> "translate", "--no-lookahead" and "lookahead" -> "lookahead"."""
+    name = setting.split()[0].removeprefix("--")
+    return name.removeprefix("no-")
 
 
 def _mean_std(values: list[float]) -> str:
@@ -66,16 +85,19 @@ def load_run(run: Path) -> Run:
     val = metrics["val_acc"] if metrics["val_acc"] is not None else float("nan")
     # Runs without TTA (and records older than test_acc_by_tta) have their plain accuracy as test_acc.
     by_tta = metrics.get("test_acc_by_tta") or ({"0": metrics["test_acc"]} if not metrics["config"].get("tta") else {})
-    return Run(run, " ".join([name, *flags]), metrics["seed"], metrics["test_acc"], by_tta.get("0"), val,
+    return Run(run, name, tuple(flags), metrics["seed"], metrics["test_acc"], by_tta.get("0"), val,
                elapsed / 60, curve)
 
 
-def summarize(runs: list[Run], out: Path | None = None) -> list[Group]:
-    """Group runs by recipe and flags; write summary.json and time_to_accuracy.png into `out` when given."""
+def summarize(runs: list[Run], out: Path | None = None, pool: Iterable[str] = ()) -> list[Group]:
+    """Group runs by recipe and flags, counting runs that differ only in `pool`'s flags ("cpu-amp" or "--cpu-amp")
+    as one; write summary.json and time_to_accuracy.png into `out` when given."""
+    pooled = frozenset(map(_flag_name, pool))
     groups: dict[str, Group] = {}
     curves: dict[str, list[tuple[float, float]]] = {}
     for r in runs:
-        g = groups.setdefault(r.command, Group(r.command, [], [], [], []))
+        name = r.group_name(pooled)
+        g = groups.setdefault(name, Group(name, [], [], [], []))
         g.runs.append(str(r.path))
         g.test_acc.append(r.test_acc)
         g.val_acc.append(r.val_acc)
