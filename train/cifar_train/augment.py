@@ -45,12 +45,13 @@ def cutout(images: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
 
 
 class BatchAugmentLoader:
-    """One epoch of shuffled (x, y) batches: x (B, 3, H, W) float32 normalised and augmented, y (B,) int64."""
+    """One epoch of shuffled (x, y) batches: x (B, 3, H, W) float32 normalised and augmented, y (B,) int64; with
+    `soft` (N, C) targets (distillation), (x, y, soft) batches."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...],
                  batch_size: int, epoch: int, seed: int, flip: str = "none", translate: int = 0,
-                 cutout: int = 0, rank: int = 0, world_size: int = 1) -> None:
-        self.images, self.labels = images, labels  # (N, 3, H, W) uint8, (N,)
+                 cutout: int = 0, rank: int = 0, world_size: int = 1, soft: torch.Tensor | None = None) -> None:
+        self.images, self.labels, self.soft = images, labels, soft  # (N, 3, H, W) uint8, (N,), (N, C) or None
         self.mean, self.std = torch.tensor(mean), torch.tensor(std)
         self.batch_size, self.flip, self.shift, self.cutout = batch_size, flip, translate, cutout
         self.g = torch.Generator().manual_seed(epoch_seed(seed, epoch, rank))
@@ -70,7 +71,7 @@ class BatchAugmentLoader:
     def __len__(self) -> int:
         return len(self.order) // self.batch_size
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         for i in range(len(self)):
             idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
             x = normalize(self.images[idx], self.mean, self.std)
@@ -81,4 +82,4 @@ class BatchAugmentLoader:
                 x = translate(x, shifts, self.shift)
             if self.cutout:
                 x = cutout(x, self.cutout, self.g)
-            yield x, self.labels[idx]
+            yield (x, self.labels[idx]) if self.soft is None else (x, self.labels[idx], self.soft[idx])

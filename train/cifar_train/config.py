@@ -41,6 +41,11 @@ class TrainConfig:
     lookahead: bool = opt(False, "Average the weights (EMA) and copy the average back every few steps.")
     lookahead_start: int = opt(3, "Epochs before the lookahead starts.")
     lookahead_every: int = opt(5, "Steps between lookahead updates.")
+    teachers: str = opt("", "Distillation: comma-separated cifar-train checkpoints whose predictions on the train "
+                            "images (each with its own TTA views, ensemble-averaged) become soft targets.")
+    distill_weight: float = opt(0.0, "Distillation: share of the loss on the teachers' soft targets; the rest is "
+                                     "cross-entropy on the labels.")
+    distill_temperature: float = opt(1.0, "Distillation: softmax temperature of teachers and student in that loss.")
     # initialisation
     whiten_init: bool = opt(False, "First conv whitens 2x2 patches of 5,000 train images; its weight is frozen.")
     whiten_bias_epochs: int = opt(3, "Epochs the whitening conv's bias trains before it is frozen too.")
@@ -168,6 +173,28 @@ register(Recipe(
     },
 ))
 
+HINTON = "Hinton, Vinyals and Dean 2015, Distilling the Knowledge in a Neural Network"
+DISTILL_SOURCES = {
+    "teachers": "no default: the shipped student learnt from fast-wide-long seed 0, fast-wide and fast (their "
+                "best.pt, each with its six TTA views); soft targets computed once on the clean train images",
+    "distill_weight, distill_temperature": HINTON + " (soft targets at a temperature, mixed with the labels); "
+                                           "0.8 and 1.0 chosen before any run: the teachers were trained with label "
+                                           "smoothing, whose outputs are already soft, so no further softening",
+}
+register(Recipe(
+    "distill", "fast-wide-long's net and recipe, learning from an ensemble of teachers (--teachers) as well as "
+    "the labels: the ensemble's six-view accuracy in one view",
+    TrainConfig(**{**RECIPES["fast-wide-long"].config.__dict__, "distill_weight": 0.8, "out": "runs/distill"}),
+    {"*": "recipe `fast-wide-long`", **DISTILL_SOURCES},
+))
+register(Recipe(
+    "distill-small", "airbench94's net (`fast`'s cost per image) with the distill recipe: 40 epochs of "
+    "fast-wide-long's augmentation and schedule, learning from --teachers",
+    TrainConfig(**{**RECIPES["distill"].config.__dict__, "arch": "airbench94", "lr": FAST.lr,
+                   "out": "runs/distill-small"}),
+    {"*": "recipe `distill`", "arch, lr": AIRBENCH + " (the net and learning rate of `fast`)", **DISTILL_SOURCES},
+))
+
 
 CHOICES = {"optimizer": ("adam", "sgd"), "schedule": ("step", "triangle", "onecycle"), "augment": ("seed", "batch"),
            "flip": ("random", "alternate", "none")}
@@ -207,6 +234,8 @@ def validate_config(cfg: TrainConfig) -> None:
         ("rotation", 0 <= cfg.rotation <= 180, "must be in [0, 180] degrees"),
         ("tta", cfg.tta in (0, 1, 2), "must be 0, 1 or 2"), ("image_size", cfg.image_size >= 8, "must be >= 8"),
         ("val_size", cfg.val_size >= 0, "must be >= 0"), ("workers", cfg.workers >= 0, "must be >= 0"),
+        ("distill_weight", 0 <= cfg.distill_weight <= 1, "must be in [0, 1]"),
+        ("distill_temperature", cfg.distill_temperature > 0, "must be > 0"),
     ]
     for name, ok, rule in checks:
         if not ok:
@@ -217,6 +246,14 @@ def validate_config(cfg: TrainConfig) -> None:
         raise UserError("--translate and --flip alternate belong to --augment batch")
     if cfg.augment == "batch" and cfg.rotation:
         raise UserError("--rotation works with --augment seed only")
+    if bool(cfg.teachers) != (cfg.distill_weight > 0):
+        raise UserError("distillation needs both --teachers CKPT[,CKPT...] and --distill-weight above 0")
+    if cfg.teachers and cfg.augment != "batch":
+        raise UserError("--teachers works with --augment batch only")
+    if cfg.teachers:
+        from cifar_train.distill import teacher_paths
+
+        teacher_paths(cfg.teachers)
 
 
 # Fields that say where and how a run ran, not what it trains: recipes do not differ in them.

@@ -81,12 +81,30 @@ class StepOptions:
     channels_last: bool = False
     label_smoothing: float = 0.0
     micro_batch: int = 0  # forward/backward in chunks of this many images, one optimizer step; 0 = whole batch
+    distill_weight: float = 0.0  # share of the loss that matches the teachers' soft targets (batches carry them)
+    distill_temperature: float = 1.0
 
 
 def step_options(cfg: TrainConfig, device: torch.device, channels_last: bool) -> StepOptions:
     """The step options of a config on a device: --amp reaches CUDA only, --cpu-amp the CPU only."""
     amp = cfg.amp if device.type == "cuda" else cfg.cpu_amp if device.type == "cpu" else False
-    return StepOptions(amp, channels_last, cfg.label_smoothing, cfg.micro_batch)
+    return StepOptions(amp, channels_last, cfg.label_smoothing, cfg.micro_batch, cfg.distill_weight,
+                       cfg.distill_temperature)
+
+
+def distillation_loss(logits: torch.Tensor, soft: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teachers || student) at `temperature`, times temperature^2 so that its gradients keep their size."""
+    log_student = F.log_softmax(logits.float() / temperature, dim=1)
+    return F.kl_div(log_student, soft, reduction="batchmean") * temperature**2
+
+
+def step_loss(logits: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None, opts: StepOptions) -> torch.Tensor:
+    """Cross-entropy on the labels; with soft targets, mixed with the distillation loss by opts.distill_weight."""
+    loss = F.cross_entropy(logits, y, label_smoothing=opts.label_smoothing)
+    if soft is None:
+        return loss
+    w = opts.distill_weight
+    return (1 - w) * loss + w * distillation_loss(logits, soft, opts.distill_temperature)
 
 
 def grad_scaler(device: torch.device, opts: StepOptions) -> torch.amp.GradScaler:
@@ -96,7 +114,7 @@ def grad_scaler(device: torch.device, opts: StepOptions) -> torch.amp.GradScaler
 
 def train_one_epoch(
     model: nn.Module,
-    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    loader: Iterable[tuple[torch.Tensor, ...]],
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     device: torch.device,
@@ -105,7 +123,8 @@ def train_one_epoch(
     description: str = "train",
     after_step: Callable[[], None] | None = None,
 ) -> EpochStats:
-    """One pass over `loader`; after_step runs after every optimizer step (schedulers, weight averaging)."""
+    """One pass over `loader`, whose batches are (x, y) or, when distilling, (x, y, soft targets); after_step runs
+    after every optimizer step (schedulers, weight averaging)."""
     model.train()
     memory_format = torch.channels_last if opts.channels_last else torch.contiguous_format
     totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, images; no per-step sync
@@ -114,15 +133,17 @@ def train_one_epoch(
     with _progress(description, d.is_main) as bar:
         task = bar.add_task("", total=len(loader), info="")
         tick = time.perf_counter()
-        for x, y in loader:  # x: (B, 3, H, W) float32 normalised, y: (B,)
+        for batch in loader:  # x: (B, 3, H, W) float32 normalised, y: (B,), soft: (B, C) probabilities
             data_seconds += time.perf_counter() - tick
-            x = x.to(device, non_blocking=True, memory_format=memory_format)
-            y = y.to(device, non_blocking=True)
+            x, y = batch[0].to(device, non_blocking=True, memory_format=memory_format), batch[1].to(device, non_blocking=True)
+            soft = batch[2].to(device, non_blocking=True) if len(batch) > 2 else None
             optimizer.zero_grad(set_to_none=True)
-            for xc, yc in zip(x.split(opts.micro_batch or len(x)), y.split(opts.micro_batch or len(x)), strict=True):
+            chunk = opts.micro_batch or len(x)
+            softs = soft.split(chunk) if soft is not None else [None] * len(x.split(chunk))
+            for xc, yc, sc in zip(x.split(chunk), y.split(chunk), softs, strict=True):
                 with autocast(device, opts.amp):
                     logits = model(xc)
-                    loss = F.cross_entropy(logits, yc, label_smoothing=opts.label_smoothing)
+                    loss = step_loss(logits, yc, sc, opts)
                 scaler.scale(loss * (len(yc) / len(y))).backward()  # chunks add up to the batch-mean gradient
                 totals[0] += loss.detach() * len(yc)
                 totals[1] += (logits.argmax(1) == yc).sum()

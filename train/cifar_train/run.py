@@ -24,6 +24,7 @@ from cifar_train.augment import BatchAugmentLoader, epoch_seed, normalize
 from cifar_train.checkpoint import atomic_write, build_checkpoint, ensure_writable, load_checkpoint, save_checkpoint
 from cifar_train.config import RUN_FIELDS, TrainConfig, validate_config
 from cifar_train.data import Datasets, build_datasets
+from cifar_train.distill import CACHE, teacher_probabilities
 from cifar_train.distributed import Dist, broadcast_buffers, gather, init_distributed, select_device, shutdown
 from cifar_train.errors import UserError
 from cifar_train.loop import (
@@ -71,12 +72,14 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
     return model
 
 
-def train_loader(data: Datasets, cfg: TrainConfig, d: Dist, epoch: int, pin: bool) -> Iterable:
-    """This epoch's batches: order and augmentation come from epoch_seed, nothing carried over."""
+def train_loader(data: Datasets, cfg: TrainConfig, d: Dist, epoch: int, pin: bool,
+                 soft: torch.Tensor | None = None) -> Iterable:
+    """This epoch's batches: order and augmentation come from epoch_seed, nothing carried over. `soft`: the
+    distillation targets of the train images, (N, C)."""
     if cfg.augment == "batch":
         spec = get_spec(cfg.arch)
         return BatchAugmentLoader(data.train.images, data.train.labels, spec.mean, spec.std, cfg.batch_size, epoch,
-                                  cfg.seed, cfg.flip, cfg.translate, cfg.cutout, d.rank, d.world_size)
+                                  cfg.seed, cfg.flip, cfg.translate, cfg.cutout, d.rank, d.world_size, soft)
     g = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, d.rank))
     if d.enabled:
         sampler = DistributedSampler(data.train, d.world_size, d.rank, shuffle=True, seed=cfg.seed)
@@ -204,6 +207,8 @@ def _train(cfg: TrainConfig, resume: bool, d: Dist, console: Console) -> RunResu
     elif resume:
         log(f"nothing to resume in {out}: starting a new run")
 
+    soft = teacher_probabilities(cfg.teachers, cfg.distill_temperature, data.train.images, data.classes, device,
+                                 opts.amp, out / CACHE, log) if cfg.teachers else None
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if d.enabled else model
     select_split = "val" if data.val is not None else "test"
@@ -219,7 +224,7 @@ def _train(cfg: TrainConfig, resume: bool, d: Dist, console: Console) -> RunResu
 
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         torch.manual_seed(epoch_seed(cfg.seed, epoch, d.rank))
-        loader = train_loader(data, cfg, d, epoch, pin=device.type == "cuda")
+        loader = train_loader(data, cfg, d, epoch, pin=device.type == "cuda", soft=soft)
         lr = optimizer.param_groups[0]["lr"]
         whitening_bias_trains(model, cfg, epoch)
         if cfg.lookahead and lookahead is None and epoch > cfg.lookahead_start:

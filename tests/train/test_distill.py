@@ -1,0 +1,68 @@
+"""The distill recipe: teachers predict the train images once (cached), the student learns from them and the labels."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+import cifar_train.distill as distill_module
+from cifar_train import RECIPES, load_checkpoint
+from cifar_train.errors import UserError
+from cifar_train.loop import StepOptions, step_loss
+from cifar_train.run import train
+
+
+def small_config(data, out, recipe="fast", **changes):
+    base = dict(data=str(data), out=str(out), val_size=50, batch_size=32, micro_batch=16, device="cpu", epochs=2,
+                lookahead_start=1, lookahead_every=2, whiten_bias_epochs=1)
+    return replace(RECIPES[recipe].config, **{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def teacher(cifar_fixture, tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher")
+    train(small_config(cifar_fixture, out, tta=1))
+    return out / "best.pt"
+
+
+def test_a_distilled_run_caches_its_teachers_and_resumes_without_recomputing_them(cifar_fixture, teacher, tmp_path,
+                                                                                   monkeypatch):
+    cfg = small_config(cifar_fixture, tmp_path, "distill-small", teachers=f"{teacher},{teacher}", epochs=1)
+    first = train(cfg)
+    cache = torch.load(tmp_path / distill_module.CACHE, weights_only=True)
+    assert len(cache["logits"]) == 1  # the same checkpoint twice is one teacher to compute
+    (logits,) = cache["logits"].values()
+    assert logits.shape == (first.metrics["data"]["train"], 10)  # every train image, none of the held-out ones
+
+    def recompute(*_args, **_kwargs):
+        raise AssertionError("a cached teacher was computed again")
+
+    monkeypatch.setattr(distill_module, "_logits", recompute)
+    resumed = train(cfg, resume=True)  # nothing left to train, but the targets are read again: from the cache
+    assert resumed.metrics["test_acc"] == first.metrics["test_acc"]
+    assert load_checkpoint(tmp_path / "best.pt")["config"]["teachers"] == f"{teacher},{teacher}"
+
+
+def test_the_distillation_loss_pulls_the_student_toward_the_teachers_not_only_the_labels():
+    logits = torch.tensor([[2.0, 0.0, 0.0]], requires_grad=True)
+    label = torch.tensor([0])
+    teachers = torch.tensor([[0.2, 0.8, 0.0]])  # the teachers disagree with the label
+    only_labels = StepOptions(distill_weight=0.0)
+    mostly_teachers = StepOptions(distill_weight=0.8)
+    (g_labels,) = torch.autograd.grad(step_loss(logits, label, teachers, only_labels), logits)
+    (g_mixed,) = torch.autograd.grad(step_loss(logits, label, teachers, mostly_teachers), logits)
+    assert g_labels[0, 1] > 0 > g_mixed[0, 1]  # only the teachers push class 1 up
+    assert step_loss(logits, label, None, mostly_teachers) == step_loss(logits, label, None, only_labels)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(teachers=""), "needs both --teachers"),
+    (dict(teachers="nowhere.pt"), "nowhere.pt does not exist"),
+    (dict(distill_weight=1.5), "--distill-weight 1.5 must be in [0, 1]"),
+])
+def test_distill_flags_are_refused_before_any_data_is_read(tmp_path, changes, message):
+    cfg = small_config(tmp_path / "no-data", tmp_path / "run", "distill", **changes)
+    with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        train(cfg)
