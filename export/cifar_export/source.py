@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from cifar_export import PRODUCER
@@ -30,6 +31,11 @@ class Source:
     def arch(self) -> str:
         return str(self.checkpoint["arch"])
 
+    def temperature_scaling(self, tta: int) -> dict[str, Any] | None:
+        """The run's temperature fit for TTA level `tta` (cifar_train.temperature), or None when it has none."""
+        record = (self.checkpoint.get("temperature_scaling") or {}).get(str(tta))
+        return record if isinstance(record, dict) else None
+
     @property
     def trained_tta(self) -> int:
         """The test-time augmentation level the run reported its accuracy with (0 for the seed recipes)."""
@@ -41,10 +47,25 @@ def load_source(path: Path) -> Source:
     return Source(path=path, sha256=sha256_file(path) if path.is_file() else "", checkpoint=load_checkpoint(path))
 
 
+class TemperatureScaled(nn.Module):
+    """(B, C) logits of `model` divided by the fitted temperature: softmax of them is the calibrated probability."""
+
+    def __init__(self, model: nn.Module, temperature: float) -> None:
+        super().__init__()
+        self.model, self.scale = model, 1.0 / temperature
+        self.train(model.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) * self.scale
+
+
 def build_model(source: Source, tta: int = 0) -> nn.Module:
-    """A fresh eval-mode model with the checkpoint's weights; with tta > 0, wrapped so the views are in the graph."""
+    """A fresh eval-mode model with the checkpoint's weights; with tta > 0, wrapped so the views are in the graph;
+    with a fitted temperature for that level, its logits divided by it (every exported file is calibrated)."""
     model = model_from_checkpoint(source.checkpoint)
-    return TestTimeAugmentation(model, tta).eval() if tta else model
+    model = TestTimeAugmentation(model, tta).eval() if tta else model
+    fit = source.temperature_scaling(tta)
+    return TemperatureScaled(model, float(fit["temperature"])) if fit else model
 
 
 def checkpoint_engine(source: Source, tta: int = 0) -> Engine:
@@ -58,6 +79,7 @@ def model_info(source: Source, tta: int, extra: dict[str, str]) -> ModelInfo:
     metrics = ckpt.get("metrics") or {}
     if tta not in (0, 1, 2):
         raise ExportError(f"--tta {tta} must be 0, 1 or 2")
+    fit = source.temperature_scaling(tta)
     return ModelInfo(
         arch=source.arch,
         classes=tuple(ckpt["classes"]),
@@ -73,7 +95,9 @@ def model_info(source: Source, tta: int, extra: dict[str, str]) -> ModelInfo:
         val_acc=_at_level(metrics, "val_acc", tta, source.trained_tta),
         test_acc=_at_level(metrics, "test_acc", tta, source.trained_tta),
         producer=PRODUCER,
-        extra={"config": json.dumps(ckpt.get("config") or {}, default=str), "tta": str(tta), **extra},
+        temperature=float(fit["temperature"]) if fit else None,
+        extra={"config": json.dumps(ckpt.get("config") or {}, default=str), "tta": str(tta),
+               **({"temperature_scaling": json.dumps(fit)} if fit else {}), **extra},
     )
 
 

@@ -6,6 +6,7 @@ from importlib import metadata
 
 from cifar_runtime.api import Classifier
 from cifar_runtime.errors import InstallError
+from cifar_runtime.metadata import ModelInfo
 from cifar_runtime.session import install_conflict, installed_ort_wheels, onnxruntime
 
 
@@ -55,10 +56,20 @@ def model_lines(classifier: Classifier) -> list[str]:
         f"  mean: {list(info.mean)}  std: {list(info.std)}",
         f"  precision: {info.precision}",
         f"  val_acc: {info.val_acc}  test_acc: {info.test_acc}",
+        f"  confidence: {_calibration(info)}",
         f"  source_sha256: {info.source_sha256 or '-'}",
         f"  producer: {info.producer or '-'}",
     ]
     return lines + [f"  {key}: {_short(value)}" for key, value in sorted(info.extra.items())]
+
+
+def _calibration(info: ModelInfo) -> str:
+    if info.temperature is None:
+        return "uncalibrated (no temperature in this file: probabilities as trained, often over- or under-confident)"
+    line = f"calibrated (temperature {info.temperature:.4f} fitted on validation, folded into the graph; " \
+           "the network's own logits = output x temperature)"
+    threshold = info.recommended_min_confidence
+    return line + (f"; recommended --min-confidence {threshold:.4f}" if threshold is not None else "")
 
 
 def _short(text: str, limit: int = 200) -> str:

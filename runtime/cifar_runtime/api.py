@@ -24,6 +24,7 @@ from cifar_runtime.preprocess import ImageLike, check_supported, model_input, pi
 from cifar_runtime.session import ort_errors
 
 Input = str | os.PathLike[str] | ImageLike
+RECOMMENDED = "recommended"  # min_confidence: the threshold the model file records
 # What each input layout accepts from the file's graph: NCHW floats (fp16 files may take float16), NHWC pixels.
 _INPUT_DTYPES = {
     "NCHW": {"tensor(float)": np.float32, "tensor(float16)": np.float16},
@@ -47,6 +48,7 @@ class Prediction:
     index: int  # into Classifier.classes
     confidence: float  # softmax probability in [0, 1]
     top_k: tuple[Score, ...]
+    abstained: bool = False  # confidence is below the classifier's min_confidence: ask a person, do not act on it
 
 
 class Classifier:
@@ -59,9 +61,12 @@ class Classifier:
         providers: Sequence[str] | None = None,
         precision: str | None = None,
         decode: DecodeConfig = DEFAULT_DECODE,
+        min_confidence: float | str = 0.0,
     ) -> None:
         """`precision`: None runs the file as given; auto | fp32 | int8 | fp16 pick its sibling file (see
-        `cifar_runtime.precision`). `decode`: the limits and JPEG scaling applied to image files."""
+        `cifar_runtime.precision`). `decode`: the limits and JPEG scaling applied to image files.
+        `min_confidence`: a prediction below it is marked `abstained` (0 accepts everything); "recommended": the
+        threshold the model file records (chosen on validation for 99% accuracy of the accepted images)."""
         with _naming_env(model):
             opened = open_model(resolve_model(model), precision, device, providers)
             self.model_path: Path = opened.path  # the file that runs: with a precision, maybe a sibling
@@ -90,6 +95,7 @@ class Classifier:
             self._input_dtype = dtypes[inputs[0].type]
             # A static batch axis (an export without dynamic_axes) is served by splitting and zero-padding.
             self._static_batch: int | None = shape[0] if isinstance(shape[0], int) else None
+        self.min_confidence: float = _min_confidence(min_confidence, self.info, str(self.model_path))
         self.decode = decode
         # Shared by every thread that decodes through this classifier: worst case x concurrency stays bounded.
         self._budget = DecodeBudget(decode.max_pixels)
@@ -98,6 +104,12 @@ class Classifier:
     def precision(self) -> str:
         """The precision of the weights that run: "fp32", "int8" or "fp16" (from the file's metadata)."""
         return self.info.precision
+
+    @property
+    def temperature(self) -> float | None:
+        """The temperature folded into the file's logits (its probabilities are calibrated), or None for a file
+        exported without one. The network's own logits are `logits(batch) * temperature`."""
+        return self.info.temperature
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -158,7 +170,7 @@ class Classifier:
     def predict_batch(self, batch: np.ndarray, top_k: int = 1) -> list[Prediction]:
         """Classify a batch the model takes as it is (see `model_input`)."""
         self.check_top_k(top_k)
-        return to_predictions(self.logits(batch), self.classes, top_k)
+        return to_predictions(self.logits(batch), self.classes, top_k, self.min_confidence)
 
     def model_input(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 (N, H, W, 3) RGB pixels at the input size -> the batch this model takes: normalised float32
@@ -166,7 +178,8 @@ class Classifier:
         return model_input(pixels, self.info)
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
-        """Raw model output (N, num_classes) float32 for a batch the model takes (see `model_input`)."""
+        """The file's output (N, num_classes) float32 for a batch the model takes (see `model_input`): calibrated
+        logits when the file has a temperature (softmax gives the probabilities shown), else the network's own."""
         if self._static_batch is None or len(batch) == self._static_batch:
             return self._run(batch)
         size, n = self._static_batch, len(batch)
@@ -225,6 +238,23 @@ class Classifier:
             raise UsageError(f"top_k must be between 1 and {len(self.classes)} for this model, got {top_k}")
 
 
+def _min_confidence(value: float | str, info: ModelInfo, source: str) -> float:
+    if value == RECOMMENDED:
+        recommended = info.recommended_min_confidence
+        if recommended is None:
+            raise UsageError(f"{source} records no recommended confidence threshold (it was exported without a "
+                             "fitted temperature): give a number between 0 and 1")
+        return recommended
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not 0 <= number <= 1:  # nan fails too
+        raise UsageError(f"the minimum confidence must be a probability between 0 and 1 or {RECOMMENDED!r}, "
+                         f"got {value!r}")
+    return number
+
+
 @contextlib.contextmanager
 def _naming_env(model: object) -> Iterator[None]:
     """A ModelError about a model path nobody typed says where it came from."""
@@ -236,8 +266,11 @@ def _naming_env(model: object) -> Iterator[None]:
         raise
 
 
-def to_predictions(logits: np.ndarray, classes: Sequence[str], top_k: int = 1) -> list[Prediction]:
-    """Softmax over (N, C) logits -> one Prediction per row; ties go to the lower class index."""
+def to_predictions(
+    logits: np.ndarray, classes: Sequence[str], top_k: int = 1, min_confidence: float = 0.0
+) -> list[Prediction]:
+    """Softmax over (N, C) logits -> one Prediction per row; ties go to the lower class index; a row whose
+    confidence is below `min_confidence` is marked abstained."""
     z = logits.astype(np.float64)
     z = np.exp(z - z.max(axis=1, keepdims=True))
     probs = z / z.sum(axis=1, keepdims=True)  # (N, C)
@@ -245,5 +278,6 @@ def to_predictions(logits: np.ndarray, classes: Sequence[str], top_k: int = 1) -
     predictions = []
     for row, best in zip(probs, order, strict=True):
         scores = tuple(Score(classes[i], float(row[i])) for i in best)
-        predictions.append(Prediction(scores[0].label, int(best[0]), scores[0].confidence, scores))
+        confidence = scores[0].confidence
+        predictions.append(Prediction(scores[0].label, int(best[0]), confidence, scores, confidence < min_confidence))
     return predictions

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from cifar_runtime.about import model_lines, runtime_lines, version_line
+from cifar_runtime.api import RECOMMENDED
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS, return_large_frees_to_os
 from cifar_runtime.errors import CifarRuntimeError, UsageError
 from cifar_runtime.exitcodes import (
@@ -69,6 +70,23 @@ class Format(StrEnum):
 
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+MIN_CONFIDENCE = typer.Option(
+    "--min-confidence",
+    metavar="P",
+    help="Mark a file whose confidence is below P (0 to 1) as abstained: its row says \"abstained\": true and the "
+    "summary counts it. 'recommended': the threshold the model records (chosen on validation for 99%% accuracy of "
+    "the accepted files; see --info).",
+)
+
+
+def min_confidence_flag(text: str) -> float | str:
+    """--min-confidence as the Classifier takes it: 'recommended', a number, or nan (refused there, in one line)."""
+    if text == RECOMMENDED:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
 
 
 def _print_version(value: bool) -> None:
@@ -142,6 +160,7 @@ def main(
             "--exact", help="Decode large JPEGs at full size (slower, more memory) instead of at 1/2 to 1/8 scale."
         ),
     ] = False,
+    min_confidence: Annotated[str, MIN_CONFIDENCE] = "0",
     info: Annotated[bool, typer.Option("--info", help="Show onnxruntime, providers and model metadata.")] = False,
     version: Annotated[
         bool,
@@ -167,6 +186,7 @@ def main(
         precision=precision.value,
         max_pixels=max_pixels,
         exact=exact,
+        min_confidence=min_confidence_flag(min_confidence),
     )
     with warnings.catch_warnings():  # restored on return, so CliRunner tests leave no trace
         warnings.showwarning = _one_line_warning

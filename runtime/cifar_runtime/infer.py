@@ -44,11 +44,13 @@ class InferConfig:
     precision: str = "auto"  # auto | fp32 | int8 | fp16: which file of the model runs (cifar_runtime.precision)
     max_pixels: int = DEFAULT_MAX_PIXELS  # an image declaring more pixels is refused, unread
     exact: bool = False  # decode JPEGs at full size instead of at reduced scale
+    min_confidence: float | str = 0.0  # a row below it is marked abstained; "recommended": the file's threshold
 
     def classifier(self) -> Classifier:
         """The Classifier these settings describe."""
         decode = DecodeConfig(self.max_pixels, self.exact)
-        return Classifier(self.model, self.device, precision=self.precision, decode=decode)
+        return Classifier(self.model, self.device, precision=self.precision, decode=decode,
+                          min_confidence=self.min_confidence)
 
 
 def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> Summary:
@@ -73,7 +75,7 @@ def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: Te
     # A bar for folders, on a terminal, unless rows are printed to that terminal too (then they are the progress).
     to_terminal = cfg.output is None and stdout.isatty()
     progress = Progress(len(unreadable) + len(todo), stderr, inputs.walked and stderr.isatty() and not to_terminal)
-    classified = failed = 0
+    classified = failed = abstained = 0
     start = time.perf_counter()
     try:
         with HeldInterrupts() as held, _open_output(cfg, stdout) as stream:
@@ -86,6 +88,7 @@ def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: Te
                     writer.write(result)
                     classified += result.prediction is not None
                     failed += result.prediction is None
+                    abstained += result.prediction is not None and result.prediction.abstained
                 progress.update(n)
             writer.end()
     except KeyboardInterrupt as e:
@@ -98,7 +101,7 @@ def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: Te
         progress.close()
     seconds = time.perf_counter() - start
     files = len(todo) + len(unreadable)
-    return Summary(files, classified, failed, skipped, seconds, retried=earlier.retried)
+    return Summary(files, classified, failed, skipped, seconds, retried=earlier.retried, abstained=abstained)
 
 
 def _check(cfg: InferConfig) -> None:

@@ -41,6 +41,10 @@ class ModelInfo:
     val_acc: float | None = None  # from the checkpoint's metrics, in [0, 1]
     test_acc: float | None = None
     producer: str = ""  # e.g. "cifar-export 0.1.0"
+    # The graph's logits are the network's divided by this (fitted on validation), so its probabilities are
+    # calibrated; multiply by it for the network's own logits. None: a file exported before calibration (or from a
+    # run with no validation split), whose confidences are as trained.
+    temperature: float | None = None
     extra: Mapping[str, str] = field(default_factory=dict)  # everything else (parity, config), raw
 
     def to_props(self) -> dict[str, str]:
@@ -63,6 +67,8 @@ class ModelInfo:
             props["val_acc"] = repr(float(self.val_acc))
         if self.test_acc is not None:
             props["test_acc"] = repr(float(self.test_acc))
+        if self.temperature is not None:
+            props["temperature"] = repr(float(self.temperature))
         return props
 
     @classmethod
@@ -85,12 +91,22 @@ class ModelInfo:
                 val_acc=_optional_float(props.get("val_acc")),
                 test_acc=_optional_float(props.get("test_acc")),
                 producer=props.get("producer", ""),
+                temperature=_optional_float(props.get("temperature")),
                 extra={k: v for k, v in props.items() if k not in _KNOWN_KEYS},
             )
         except (ValueError, TypeError) as e:
             raise ModelError(f"{source} has malformed metadata ({e}): re-export it with `cifar-export`") from e
         validate_metadata(info, logits_width, source)
         return info
+
+    @property
+    def recommended_min_confidence(self) -> float | None:
+        """The confidence threshold export chose on validation for its target accuracy of accepted images."""
+        try:
+            record = self.json_extra("temperature_scaling")
+            return float(record["threshold"]["threshold"])  # type: ignore[index]
+        except (ValueError, TypeError, KeyError):
+            return None
 
     def json_extra(self, key: str) -> object | None:
         """A JSON value kept in `extra` (e.g. "parity", "config"), decoded; None when absent."""
@@ -130,12 +146,15 @@ def _first_problem(info: ModelInfo, logits_width: int | None) -> str | None:
     for name, acc in (("val_acc", info.val_acc), ("test_acc", info.test_acc)):
         if acc is not None and not (math.isfinite(acc) and 0 <= acc <= 1):
             return f"{name} {acc} is not a fraction in [0, 1]"
+    if info.temperature is not None and not (math.isfinite(info.temperature) and info.temperature > 0):
+        return f"temperature {info.temperature} is not a positive number"
     return None
 
 
 _KNOWN_KEYS = frozenset(
     REQUIRED_KEYS
-    + ("schema", "interpolation", "layout", "precision", "source_sha256", "val_acc", "test_acc", "producer")
+    + ("schema", "interpolation", "layout", "precision", "source_sha256", "val_acc", "test_acc", "producer",
+       "temperature")
 )
 
 

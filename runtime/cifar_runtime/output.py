@@ -1,8 +1,9 @@
 """Write Results as a table, json, jsonl or csv, one row per input, each flushed as soon as it is done.
 
-jsonl/csv rows are exactly {"path", "label", "index", "confidence", "top_k": [{"label", "confidence"}...]}
-for a classified file and {"path", "error"} for one that could not be read (csv: one header for both,
-the unused cells empty, top_k as a JSON list).
+jsonl/csv rows are exactly {"path", "label", "index", "confidence", "top_k": [{"label", "confidence"}...],
+"abstained"} for a classified file and {"path", "error"} for one that could not be read (csv: one header for both,
+the unused cells empty, top_k as a JSON list, abstained as true/false). `abstained` is true when the confidence is
+below --min-confidence: the label is the model's best guess, not an answer to act on.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from cifar_runtime.text import terminal_safe
 
 FORMATS = ("table", "json", "jsonl", "csv")
 RESUMABLE = ("jsonl", "csv")
-CSV_COLUMNS = ("path", "label", "index", "confidence", "top_k", "error")
+CSV_COLUMNS = ("path", "label", "index", "confidence", "top_k", "abstained", "error")
 DIGITS = 6  # confidences are rounded to this many decimals
 
 
@@ -41,6 +42,7 @@ def to_row(result: Result) -> dict[str, object]:
         "index": p.index,
         "confidence": round(p.confidence, DIGITS),
         "top_k": [{"label": s.label, "confidence": round(s.confidence, DIGITS)} for s in p.top_k],
+        "abstained": p.abstained,
     }
 
 
@@ -78,6 +80,7 @@ class CsvWriter(Writer):
         row = to_row(result)
         if "top_k" in row:
             row["top_k"] = json.dumps(row["top_k"], ensure_ascii=False)
+            row["abstained"] = "true" if row["abstained"] else "false"
         self._emit(csv_line([str(row.get(column, "")) for column in CSV_COLUMNS]))
 
 
@@ -126,7 +129,7 @@ class TableWriter(Writer):
             self._emit(f"{'error':<{self.width}}  {'-':>6}  {path}  ({terminal_safe(str(result.error))})\n")
             return
         others = ", ".join(f"{terminal_safe(s.label)} {s.confidence:.1%}" for s in p.top_k[1:])
-        suffix = f"  ({others})" if others else ""
+        suffix = (f"  ({others})" if others else "") + ("  [abstained: below --min-confidence]" if p.abstained else "")
         self._emit(f"{terminal_safe(p.label):<{self.width}}  {p.confidence:>6.1%}  {path}{suffix}\n")
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cifar_runtime.cli import EPILOG
+from cifar_runtime.cli import EPILOG, MIN_CONFIDENCE, min_confidence_flag
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS
 from cifar_runtime.errors import CifarRuntimeError, InstallError
 from cifar_runtime.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, error_exit_code
@@ -82,6 +82,7 @@ def classify(
     exact: Annotated[bool, typer.Option("--exact", help="Decode large JPEGs at full size.")] = False,
     actors: Actors = None,
     cpus_per_actor: Annotated[float, typer.Option(help="CPUs Ray reserves for each actor.")] = 1.0,
+    min_confidence: Annotated[str, MIN_CONFIDENCE] = "0",
     address: Annotated[
         str | None,
         typer.Option(help="Ray cluster to join, HEAD_IP:6379 [default: $RAY_ADDRESS, else a local instance]."),
@@ -93,7 +94,8 @@ def classify(
     except InstallError as e:
         _say(f"{PROG}: error: {e}")
         raise typer.Exit(EXIT_USAGE) from None
-    cfg = RayConfig(model, top_k, batch_size, precision.value, max_pixels, exact, actors, cpus_per_actor)
+    cfg = RayConfig(model, top_k, batch_size, precision.value, max_pixels, exact, actors, cpus_per_actor,
+                    min_confidence=min_confidence_flag(min_confidence))
     raise typer.Exit(_run(cfg, paths, output, fmt.value, address))
 
 

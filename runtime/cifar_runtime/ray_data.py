@@ -56,6 +56,7 @@ RESULT_SCHEMA = pa.schema(
         ("index", pa.int64()),
         ("confidence", pa.float64()),  # softmax probability, rounded to output.DIGITS decimals
         ("top_k", pa.list_(SCORE)),
+        ("abstained", pa.bool_()),  # confidence below --min-confidence
         ("error", pa.string()),
     ]
 )
@@ -74,17 +75,20 @@ class RayConfig:
     actors: int | None = None  # None: Ray Data's autoscaling pool, from 1 up to what the cluster's CPUs allow
     cpus_per_actor: float = 1.0  # CPUs Ray reserves for each actor (its decoding and its ORT session)
     preserve_order: bool = True  # `classify`: rows in input order, as cifar-infer writes them; False: any order
+    min_confidence: float | str = 0.0  # a row below it is marked abstained (as in cifar-infer)
 
 
 class ClassifyBatch:
     """The map_batches callable: one Classifier per actor, built once, then a batch of inputs -> result rows."""
 
-    def __init__(self, model_name: str, model_bytes: bytes, top_k: int, decode: DecodeConfig) -> None:
+    def __init__(self, model_name: str, model_bytes: bytes, top_k: int, decode: DecodeConfig,
+                 min_confidence: float) -> None:
         return_large_frees_to_os()  # as cifar-infer does: the actor owns its heap and decodes many images
         with tempfile.TemporaryDirectory(prefix="cifar-ray-") as tmp:  # ORT reads the file whole when it opens it
             path = Path(tmp) / model_name  # the file's own name, so a message names the model the user gave
             path.write_bytes(model_bytes)
-            self.classifier = Classifier(path, device="cpu", decode=decode)  # Ray gives these actors no GPU
+            # Ray gives these actors no GPU
+            self.classifier = Classifier(path, device="cpu", decode=decode, min_confidence=min_confidence)
         self.top_k = top_k
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
@@ -106,13 +110,15 @@ def classify_dataset(ds: Dataset, cfg: RayConfig = RayConfig()) -> Dataset:
     decode = DecodeConfig(cfg.max_pixels, cfg.exact)
     # The driver picks the file that runs (an int8 sibling with `auto`, as cifar-infer on CPU), and fails here,
     # once, on a bad model or top_k; the actors get that one file's bytes, so no node needs the model on disk.
-    chosen = Classifier(cfg.model, device="cpu", precision=cfg.precision, decode=decode)
+    chosen = Classifier(cfg.model, device="cpu", precision=cfg.precision, decode=decode,
+                        min_confidence=cfg.min_confidence)
     chosen.check_top_k(cfg.top_k)
     model = chosen.model_path
     pool = ActorPoolStrategy(size=cfg.actors) if cfg.actors else ActorPoolStrategy(min_size=1, max_size=None)
     results = ds.map_batches(
         ClassifyBatch,
-        fn_constructor_args=(model.name, model.read_bytes(), cfg.top_k, decode),  # Ray stores them once for all
+        # Ray stores them once for all
+        fn_constructor_args=(model.name, model.read_bytes(), cfg.top_k, decode, chosen.min_confidence),
         batch_size=cfg.batch_size,
         batch_format="numpy",
         compute=pool,

@@ -47,13 +47,15 @@ class Summary:
     skipped: int  # already classified in the --resume output
     seconds: float  # wall time from the first decode to the last row written
     retried: int = 0  # error rows of the --resume output whose files were tried again
+    abstained: int = 0  # classified, but below --min-confidence
 
     def line(self) -> str:
         """The summary as one line, e.g. '200 files, 199 classified, 1 failed, 812.3 images/s'."""
         rate = self.classified / self.seconds if self.seconds > 0 else 0.0
         skipped = f", {self.skipped} skipped (already in output)" if self.skipped else ""
         retried = f", {self.retried} earlier failures retried" if self.retried else ""
+        abstained = f" ({self.abstained} below --min-confidence)" if self.abstained else ""
         return (
-            f"{self.files} files, {self.classified} classified, {self.failed} failed{skipped}{retried}, "
+            f"{self.files} files, {self.classified} classified{abstained}, {self.failed} failed{skipped}{retried}, "
             f"{rate:.1f} images/s ({self.seconds:.2f} s)"
         )

@@ -16,7 +16,7 @@ from cifar_runtime import locate
 from cifar_runtime.cli import app
 from cifar_runtime.exitcodes import MEANINGS
 
-KEYS_OK = ["path", "label", "index", "confidence", "top_k"]
+KEYS_OK = ["path", "label", "index", "confidence", "top_k", "abstained"]
 KEYS_ERROR = ["path", "error"]
 
 
@@ -68,7 +68,7 @@ def test_csv_to_output_file(tmp_path: Path, test_images: list[Path]) -> None:
     assert result.exit_code == 1 and result.stdout == ""
     rows = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
     assert [r["path"] for r in rows] == [str(test_images[0]), str(missing), str(test_images[1])]
-    assert list(rows[0]) == ["path", "label", "index", "confidence", "top_k", "error"]
+    assert list(rows[0]) == ["path", "label", "index", "confidence", "top_k", "abstained", "error"]
     assert rows[1]["error"] == "No such file or directory" and rows[1]["label"] == ""
     assert json.loads(rows[0]["top_k"])[0]["label"] == rows[0]["label"]
 

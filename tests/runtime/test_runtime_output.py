@@ -37,8 +37,9 @@ def test_rows_have_exactly_the_documented_keys() -> None:
         "index": 3,
         "confidence": 0.912346,
         "top_k": [{"label": "cat", "confidence": 0.912346}, {"label": "dog", "confidence": 0.05}],
+        "abstained": False,
     }
-    assert list(to_row(OK)) == ["path", "label", "index", "confidence", "top_k"]
+    assert list(to_row(OK)) == ["path", "label", "index", "confidence", "top_k", "abstained"]
     assert to_row(BAD) == {"path": "a/bad.jpg", "error": "not an image file Pillow can read"}
 
 
@@ -49,10 +50,10 @@ def test_jsonl_is_one_object_per_line() -> None:
 
 def test_csv_has_one_header_for_both_row_kinds() -> None:
     rows = list(csv.reader(io.StringIO(_render("csv", [OK, BAD]))))
-    assert tuple(rows[0]) == CSV_COLUMNS == ("path", "label", "index", "confidence", "top_k", "error")
-    assert rows[1][:4] == ["a/cat.jpg", "cat", "3", "0.912346"] and rows[1][5] == ""
+    assert tuple(rows[0]) == CSV_COLUMNS == ("path", "label", "index", "confidence", "top_k", "abstained", "error")
+    assert rows[1][:4] == ["a/cat.jpg", "cat", "3", "0.912346"] and rows[1][5:] == ["false", ""]
     assert json.loads(rows[1][4]) == to_row(OK)["top_k"]
-    assert rows[2] == ["a/bad.jpg", "", "", "", "", "not an image file Pillow can read"]
+    assert rows[2] == ["a/bad.jpg", "", "", "", "", "", "not an image file Pillow can read"]
     assert _render("csv", [OK], header=False).count("\n") == 1
 
 

@@ -27,7 +27,8 @@ def test_module_on_a_folder(cifar_fixture: Path) -> None:
     done = run("-m", TINY, "-f", "jsonl", cifar_fixture / "train", module=True)
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
-    assert len(rows) == 200 and all(list(r) == ["path", "label", "index", "confidence", "top_k"] for r in rows)
+    keys = ["path", "label", "index", "confidence", "top_k", "abstained"]
+    assert len(rows) == 200 and all(list(r) == keys for r in rows)
     assert done.stderr.startswith("cifar-infer: 200 files, 200 classified, 0 failed")
 
 

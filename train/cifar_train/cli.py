@@ -116,6 +116,26 @@ def compare(
         raise fail(str(e)) from None
 
 
+@app.command("fit-temperature")
+def fit_temperature(
+    checkpoint: Annotated[Path, typer.Argument(help="A finished run's best.pt (with a validation split).")],
+    data: Annotated[str, typer.Option(help="The run's data: ImageFolder root with train/ and test/.")],
+    out: Annotated[Path, typer.Option(help="Folder for the run with its temperatures: best.pt, metrics.json, "
+                                           "history.csv, calibration.png (never the checkpoint's own folder).")],
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
+    overwrite: Annotated[bool, typer.Option(help="Replace --out/best.pt if it exists.", metavar="")] = False,
+) -> None:
+    """Fit a confidence temperature on the run's validation split (per TTA level) for a run trained before runs
+    did it themselves; ECE, NLL and Brier before and after, on validation and test."""
+    from cifar_train.distributed import select_device
+    from cifar_train.temperature import fit_checkpoint
+
+    try:
+        fit_checkpoint(checkpoint, data, out, str(select_device(device, 0)), overwrite, print)
+    except UserError as e:
+        raise fail(str(e)) from None
+
+
 @app.command()
 def bench(
     recipe: Annotated[str, typer.Argument(help="A recipe name (see `cifar-train recipes`).")] = "cnn",

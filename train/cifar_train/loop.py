@@ -40,12 +40,17 @@ class EpochStats:
 class Evaluation:
     loss: float
     confusion: torch.Tensor  # (C, C) counts over all ranks
-    probs: torch.Tensor  # (N, C) softmax probabilities of this rank's images (ROC curves)
+    logits: torch.Tensor  # (N, C) float32 of this rank's images (ROC curves, temperature scaling)
     labels: torch.Tensor  # (N,) their true classes
 
     @property
     def acc(self) -> float:
         return accuracy(self.confusion)
+
+    @property
+    def probs(self) -> torch.Tensor:
+        """(N, C) softmax probabilities of this rank's images."""
+        return self.logits.softmax(1)
 
 
 def _progress(description: str, enabled: bool) -> Progress:
@@ -135,7 +140,8 @@ def train_one_epoch(
         tick = time.perf_counter()
         for batch in loader:  # x: (B, 3, H, W) float32 normalised, y: (B,), soft: (B, C) probabilities
             data_seconds += time.perf_counter() - tick
-            x, y = batch[0].to(device, non_blocking=True, memory_format=memory_format), batch[1].to(device, non_blocking=True)
+            x = batch[0].to(device, non_blocking=True, memory_format=memory_format)
+            y = batch[1].to(device, non_blocking=True)
             soft = batch[2].to(device, non_blocking=True) if len(batch) > 2 else None
             optimizer.zero_grad(set_to_none=True)
             chunk = opts.micro_batch or len(x)
@@ -182,7 +188,7 @@ def evaluate(
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=workers)
     loss_sum = torch.zeros(1, dtype=torch.float64)
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
-    probs, labels = [], []
+    outputs, labels = [], []
     with _progress(description, d.is_main) as bar:
         task = bar.add_task("", total=len(loader), info="")
         for x, y in loader:
@@ -192,11 +198,11 @@ def evaluate(
                 logits = model(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
             confusion += confusion_matrix(logits.argmax(1).cpu(), y.cpu(), num_classes)
-            probs.append(logits.float().softmax(1).cpu())
+            outputs.append(logits.float().cpu())
             labels.append(y.cpu())
             bar.update(task, advance=1)
     all_reduce_sum(loss_sum, d)
     all_reduce_sum(confusion, d)
     return Evaluation(float(loss_sum / confusion.sum().clamp(min=1)), confusion,
-                      torch.cat(probs) if probs else torch.zeros(0, num_classes), torch.cat(labels) if labels
+                      torch.cat(outputs) if outputs else torch.zeros(0, num_classes), torch.cat(labels) if labels
                       else torch.zeros(0, dtype=torch.int64))

@@ -95,3 +95,35 @@ def plot_roc(curves: dict[int, tuple], classes: list[str], path: Path, title: st
     ax.legend(frameon=False, fontsize=8, loc="lower right")
     ax.set_title(title)
     _save(fig, path)
+
+
+def plot_calibration(test_logits: np.ndarray, test_labels: np.ndarray, temperature: float, threshold: float,
+                     path: Path, title: str) -> None:
+    """Reliability diagram and risk-coverage curve on test, before and after temperature scaling."""
+    from cifar_train.calibration import expected_calibration_error, reliability, risk_coverage, softmax
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+    left.plot([0, 1], [0, 1], color="0.6", ls="--", lw=1, label="perfect calibration")
+    for t, name, color in ((1.0, "before", "#d62728"), (temperature, f"after (T = {temperature:.3f})", "#1f77b4")):
+        probs = softmax(test_logits / t)
+        confidence, correct = probs.max(1), probs.argmax(1) == test_labels
+        bins = [(c, a) for c, a, n in reliability(confidence, correct) if n]
+        ece = expected_calibration_error(confidence, correct)
+        left.plot([c for c, _ in bins], [a for _, a in bins], "o-", ms=4, color=color,
+                  label=f"{name}: ECE {ece:.2%}")
+        coverage, accuracy = risk_coverage(confidence, correct)
+        right.plot(coverage * 100, accuracy * 100, color=color, label=name)
+    keep = softmax(test_logits / temperature).max(1) >= threshold
+    if keep.any():
+        right.axvline(keep.mean() * 100, color="0.4", ls=":", lw=1,
+                      label=f"recommended threshold {threshold:.3f}: {keep.mean():.1%} accepted")
+    left.set(xlabel="confidence (mean of each of 15 bins)", ylabel="accuracy in the bin", xlim=(0, 1), ylim=(0, 1),
+             title="Reliability diagram (test)")
+    right.set(xlabel="images accepted, most confident first (%)", ylabel="accuracy of the accepted (%)",
+              title="Risk-coverage (test)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, fontsize=8, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)

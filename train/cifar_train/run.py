@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from cifar_train import temperature
 from cifar_train.augment import BatchAugmentLoader, epoch_seed, normalize
 from cifar_train.checkpoint import atomic_write, build_checkpoint, ensure_writable, load_checkpoint, save_checkpoint
 from cifar_train.config import RUN_FIELDS, TrainConfig, validate_config
@@ -279,6 +280,7 @@ def finish(cfg: TrainConfig, data: Datasets, out: Path, device: torch.device, op
     val_by_tta = {level: evaluate(TestTimeAugmentation(model, level), data.val, *args, description=f"val tta {level}")
                   for level in range(cfg.tta + 1)} if data.val is not None else {}
     val = val_by_tta.get(cfg.tta)
+    fitted = temperature.fit_levels(val_by_tta, by_tta, d)
     final_eval_seconds = time.perf_counter() - tick
     probs, labels = gather(test.probs, d), gather(test.labels, d)
     roc = roc_curves(probs, labels)
@@ -300,6 +302,7 @@ def finish(cfg: TrainConfig, data: Datasets, out: Path, device: torch.device, op
         "val_acc_by_tta": {str(level): e.acc for level, e in val_by_tta.items()},
         "test": classification_report(test.confusion, data.classes),
         "test_roc_auc": {data.classes[c]: auc for c, (_, _, auc) in roc.items()},  # one-vs-rest, per class
+        temperature.KEY: temperature.record(fitted),  # per TTA level, fitted on validation only
         "val": classification_report(val.confusion, data.classes) if val else None,
         "data": {"source": portable(cfg.data) if cfg.data else "torchvision CIFAR10", "train": len(data.train),
                  "val": len(data.val) if data.val else 0, "test": len(data.test)},
@@ -324,10 +327,12 @@ def finish(cfg: TrainConfig, data: Datasets, out: Path, device: torch.device, op
     }
     log(f"best epoch {best['epoch']} (selected on {select_split}): "
         + (f"val acc {val.acc:.2%}, " if val else "") + f"test acc {test.acc:.2%}  -> {out}")
+    log(temperature.summary_line(fitted, cfg.tta))
     if d.is_main:
         best["metrics"] = {**best["metrics"], "val_acc": metrics["val_acc"], "val_loss": metrics["val_loss"],
                            "test_acc": test.acc, "test_loss": test.loss, "tta": cfg.tta,
                            "val_acc_by_tta": metrics["val_acc_by_tta"], "test_acc_by_tta": metrics["test_acc_by_tta"]}
+        best[temperature.KEY] = temperature.record(fitted)
         save_checkpoint(out / "best.pt", best)
         write_json(metrics, out / "metrics.json")
         title = f"{cfg.arch} on CIFAR-10"
@@ -335,6 +340,7 @@ def finish(cfg: TrainConfig, data: Datasets, out: Path, device: torch.device, op
         plot_confusion(metrics["test"]["confusion_matrix"], list(data.classes), out / "confusion.png",
                        f"{title}: test confusion (acc {test.acc:.2%})")
         plot_roc(roc, list(data.classes), out / "roc.png", f"{title}: one-vs-rest ROC on test")
+        temperature.write_plot(fitted, cfg.tta, test, d, out / "calibration.png", cfg.arch)
     return metrics
 
 
