@@ -15,10 +15,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from cifar_export.errors import ExportError
 from cifar_export.images import labelled_files
 from cifar_runtime import Classifier
 from cifar_train import atomic_write
+from cifar_train.calibration import accepted, expected_calibration_error
 
 RSS_POLL_S = 0.02  # how often the child's memory high-water mark is read
 
@@ -31,6 +34,11 @@ class FolderCheck:
     classified: int
     failed: int
     accuracy: float  # percent of classified files whose label is their folder's name
+    mean_confidence: float  # percent: the mean of the rows' confidence
+    ece: float  # percent: expected calibration error of the rows' confidences (15 equal-width bins)
+    min_confidence: float | None  # the model's recommended threshold (None: it records none)
+    coverage: float | None  # percent of classified files at or above it
+    accepted_accuracy: float | None  # percent correct among those
     seconds: float  # cifar-infer process wall time
     images_per_s: float
     peak_rss_mb: float  # of the cifar-infer process alone (its VmHWM)
@@ -80,14 +88,22 @@ def check_folder(model: Path | None, data: Path, predictions: Path, batch_size: 
     ok = [row for row in rows if "label" in row]
     if not ok:
         raise ExportError(f"cifar-infer classified none of the {len(files)} files in {folder}: nothing to score")
-    correct = sum(row["label"] == Path(row["path"]).parent.name for row in ok)
+    correct = np.array([row["label"] == Path(row["path"]).parent.name for row in ok])
+    confidence = np.array([row["confidence"] for row in ok])
+    threshold = classifier.info.recommended_min_confidence
+    coverage, accepted_accuracy = accepted(confidence, correct, threshold) if threshold is not None else (None, None)
     return FolderCheck(
         model=str(model or "bundled default"),
         folder=str(folder),
         files=len(rows),
         classified=len(ok),
         failed=len(rows) - len(ok),
-        accuracy=100 * correct / len(ok),
+        accuracy=100 * float(correct.mean()),
+        mean_confidence=100 * float(confidence.mean()),
+        ece=100 * expected_calibration_error(confidence, correct),
+        min_confidence=threshold,
+        coverage=None if coverage is None else 100 * coverage,
+        accepted_accuracy=None if accepted_accuracy is None else 100 * accepted_accuracy,
         seconds=seconds,
         images_per_s=len(ok) / seconds,
         peak_rss_mb=peak_mb,

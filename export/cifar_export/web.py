@@ -113,6 +113,7 @@ def _write_site(site: Path, model: Path, info: ModelInfo, dist: Path) -> None:
     meta = {
         "arch": info.arch, "classes": list(info.classes), "input_size": list(info.input_size),
         "layout": info.layout, "precision": info.precision, "test_acc": info.test_acc,
+        "temperature": info.temperature, "recommended_min_confidence": info.recommended_min_confidence,
         "model_sha256": sha256_file(model), "source_sha256": info.source_sha256,
         "onnxruntime_web": _npm_version(dist),
     }

@@ -121,3 +121,31 @@ def cnn_raw(cnn_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         result = CliRunner().invoke(app, ["onnx", str(cnn_checkpoint), "--raw", "--out", str(out), "--limit", "100"])
     assert result.exit_code == 0, result.output
     return out / "cnn.raw.onnx"
+
+
+TEMPERATURE = 0.5  # sharper, as label-smoothed models need
+
+
+@pytest.fixture(scope="session")
+def calibrated_checkpoint(cnn_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cnn fixture checkpoint with a temperature fit recorded at TTA level 0, as a run's finish() records it."""
+    ckpt = torch.load(cnn_checkpoint, weights_only=True)
+    threshold = {"target_accuracy": 0.99, "threshold": 0.42, "val_coverage": 0.5, "val_accuracy": 0.99}
+    ckpt["temperature_scaling"] = {
+        "0": {"temperature": TEMPERATURE, "fitted_on": "val (50 images)", "threshold": threshold}
+    }
+    path = tmp_path_factory.mktemp("calibrated") / "best.pt"
+    torch.save(ckpt, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def calibrated_raw(calibrated_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The self-contained file of the calibrated checkpoint: its probabilities output is calibrated."""
+    out = tmp_path_factory.mktemp("calibrated-raw")
+    with one_thread():
+        result = CliRunner().invoke(
+            app, ["onnx", str(calibrated_checkpoint), "--raw", "--out", str(out), "--limit", "20"]
+        )
+    assert result.exit_code == 0, result.output
+    return out / "cnn.raw.onnx"

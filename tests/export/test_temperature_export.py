@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -17,21 +16,7 @@ from cifar_export.source import load_source
 from cifar_runtime import Classifier
 from cifar_runtime.cli import app as infer_app
 from cifar_train import model_from_checkpoint
-from tests.export.conftest import one_thread
-
-TEMPERATURE = 0.5  # sharper: as label-smoothed models need
-
-
-@pytest.fixture(scope="module")
-def calibrated_checkpoint(cnn_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The cnn fixture checkpoint with a temperature fit recorded, as a run's finish() records it."""
-    ckpt = torch.load(cnn_checkpoint, weights_only=True)
-    threshold = {"target_accuracy": 0.99, "threshold": 0.42, "val_coverage": 0.5, "val_accuracy": 0.99}
-    ckpt["temperature_scaling"] = {"0": {"temperature": TEMPERATURE, "fitted_on": "val (50 images)",
-                                         "threshold": threshold}}
-    path = tmp_path_factory.mktemp("calibrated") / "best.pt"
-    torch.save(ckpt, path)
-    return path
+from tests.export.conftest import TEMPERATURE, one_thread
 
 
 def export(args: list[str]) -> None:
@@ -79,6 +64,7 @@ def test_a_file_without_a_temperature_runs_and_says_it_is_uncalibrated(cnn_expor
     assert Classifier(model).temperature is None
     result = CliRunner().invoke(infer_app, ["--model", str(model), "--info"])
     assert result.exit_code == 0 and "confidence: uncalibrated" in result.output
-    refused = CliRunner().invoke(infer_app, ["--model", str(model), "--min-confidence", "recommended",
-                                             str(SAMPLES / "test")])
+    refused = CliRunner().invoke(
+        infer_app, ["--model", str(model), "--min-confidence", "recommended", str(SAMPLES / "test")]
+    )
     assert refused.exit_code == 2 and "records no recommended confidence threshold" in refused.output

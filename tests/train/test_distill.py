@@ -15,8 +15,18 @@ from cifar_train.run import train
 
 
 def small_config(data, out, recipe="fast", **changes):
-    base = dict(data=str(data), out=str(out), val_size=50, batch_size=32, micro_batch=16, device="cpu", epochs=2,
-                lookahead_start=1, lookahead_every=2, whiten_bias_epochs=1)
+    base = dict(
+        data=str(data),
+        out=str(out),
+        val_size=50,
+        batch_size=32,
+        micro_batch=16,
+        device="cpu",
+        epochs=2,
+        lookahead_start=1,
+        lookahead_every=2,
+        whiten_bias_epochs=1,
+    )
     return replace(RECIPES[recipe].config, **{**base, **changes})
 
 
@@ -27,8 +37,9 @@ def teacher(cifar_fixture, tmp_path_factory):
     return out / "best.pt"
 
 
-def test_a_distilled_run_caches_its_teachers_and_resumes_without_recomputing_them(cifar_fixture, teacher, tmp_path,
-                                                                                   monkeypatch):
+def test_a_distilled_run_caches_its_teachers_and_resumes_without_recomputing_them(
+    cifar_fixture, teacher, tmp_path, monkeypatch
+):
     cfg = small_config(cifar_fixture, tmp_path, "distill-small", teachers=f"{teacher},{teacher}", epochs=1)
     first = train(cfg)
     cache = torch.load(tmp_path / distill_module.CACHE, weights_only=True)
@@ -57,11 +68,14 @@ def test_the_distillation_loss_pulls_the_student_toward_the_teachers_not_only_th
     assert step_loss(logits, label, None, mostly_teachers) == step_loss(logits, label, None, only_labels)
 
 
-@pytest.mark.parametrize("changes, message", [
-    (dict(teachers=""), "needs both --teachers"),
-    (dict(teachers="nowhere.pt"), "nowhere.pt does not exist"),
-    (dict(distill_weight=1.5), "--distill-weight 1.5 must be in [0, 1]"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(teachers=""), "needs both --teachers"),
+        (dict(teachers="nowhere.pt"), "nowhere.pt does not exist"),
+        (dict(distill_weight=1.5), "--distill-weight 1.5 must be in [0, 1]"),
+    ],
+)
 def test_distill_flags_are_refused_before_any_data_is_read(tmp_path, changes, message):
     cfg = small_config(tmp_path / "no-data", tmp_path / "run", "distill", **changes)
     with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]")):

@@ -58,7 +58,9 @@ def test_val_size_zero_selects_on_test_and_says_so(cifar_fixture, tmp_path):
     metrics = train(cnn_config(cifar_fixture, tmp_path, epochs=1, val_size=0)).metrics
     assert metrics["selected_on"] == "test" and metrics["val_acc"] is None
     assert "optimistic" in metrics["selection_note"]
-    assert table([load_run(tmp_path)]).splitlines()[-1].endswith("| – | 0 |")  # compare shows no validation figure
+    # compare shows no validation figure, and no temperature was fitted (none is ever fitted on test)
+    assert table([load_run(tmp_path)]).splitlines()[-1].endswith("| – | 0 | – |")
+    assert metrics["temperature_scaling"] == {}
 
 
 class Crash(Exception):
@@ -217,6 +219,7 @@ def test_compare_groups_seeds_and_tables_each_run_against_the_first(cifar_fixtur
     assert rows[0][4] == "" and rows[2][3] == f"{100 * acc['no-smooth']:.2f}%"
     assert rows[2][4] == f"{100 * (acc['no-smooth'] - acc['base-s0']):+.2f}"  # points against the first run
     assert rows[2][5] == rows[2][3]  # no TTA in this recipe: the plain accuracy is the test accuracy
+    assert " → " in rows[0][9] and "test ECE " in lines[0]  # each run fitted a temperature: ECE before and after
     summary = json.loads((tmp_path / "cmp" / "summary.json").read_text())
     assert [g["recipe"] for g in summary] == [base, other]
     assert (tmp_path / "cmp" / "time_to_accuracy.png").stat().st_size > 0

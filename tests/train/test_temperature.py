@@ -64,8 +64,18 @@ def test_the_recommended_threshold_is_the_widest_that_meets_the_target_and_never
 
 
 def small_run(data, out, **changes):
-    base = dict(data=str(data), out=str(out), val_size=50, batch_size=32, micro_batch=16, device="cpu", epochs=2,
-                lookahead_start=1, lookahead_every=2, whiten_bias_epochs=1)
+    base = dict(
+        data=str(data),
+        out=str(out),
+        val_size=50,
+        batch_size=32,
+        micro_batch=16,
+        device="cpu",
+        epochs=2,
+        lookahead_start=1,
+        lookahead_every=2,
+        whiten_bias_epochs=1,
+    )
     return replace(RECIPES["fast"].config, **{**base, **changes})
 
 

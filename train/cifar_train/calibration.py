@@ -85,16 +85,22 @@ def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -
     for b in range(bins):
         inside = which == b
         count = int(inside.sum())
-        rows.append((float(confidence[inside].mean()), float(correct[inside].mean()), count) if count
-                    else (float("nan"), float("nan"), 0))
+        rows.append(
+            (float(confidence[inside].mean()), float(correct[inside].mean()), count)
+            if count
+            else (float("nan"), float("nan"), 0)
+        )
     return rows
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -> float:
     """sum over bins of |accuracy - confidence| weighted by the bin's share of the images."""
     n = len(confidence)
-    return float(sum(count / n * abs(acc - conf) for conf, acc, count in reliability(confidence, correct, bins)
-                     if count)) if n else 0.0
+    return (
+        float(sum(count / n * abs(acc - conf) for conf, acc, count in reliability(confidence, correct, bins) if count))
+        if n
+        else 0.0
+    )
 
 
 def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -154,8 +160,9 @@ class Calibration:
         return asdict(self)
 
 
-def calibrate(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.ndarray,
-              test_labels: np.ndarray) -> Calibration:
+def calibrate(
+    val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.ndarray, test_labels: np.ndarray
+) -> Calibration:
     """Fit T on validation logits only, then score both splits before and after, and pick a threshold."""
     t = fit_temperature(val_logits, val_labels)
     val_probs, test_probs = softmax(val_logits / t), softmax(test_logits / t)
@@ -163,8 +170,13 @@ def calibrate(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.nd
     threshold = recommend_threshold(val_probs.max(1), val_correct)
     coverage, accuracy = accepted(test_probs.max(1), test_probs.argmax(1) == test_labels, threshold.threshold)
     return Calibration(
-        temperature=t, fitted_on=f"val ({len(val_labels)} images)",
-        val_before=scores(softmax(val_logits), val_labels), val_after=scores(val_probs, val_labels),
-        test_before=scores(softmax(test_logits), test_labels), test_after=scores(test_probs, test_labels),
-        threshold=threshold, test_coverage=coverage, test_accepted_accuracy=accuracy,
+        temperature=t,
+        fitted_on=f"val ({len(val_labels)} images)",
+        val_before=scores(softmax(val_logits), val_labels),
+        val_after=scores(val_probs, val_labels),
+        test_before=scores(softmax(test_logits), test_labels),
+        test_after=scores(test_probs, test_labels),
+        threshold=threshold,
+        test_coverage=coverage,
+        test_accepted_accuracy=accuracy,
     )

@@ -32,9 +32,16 @@ def teacher_paths(teachers: str) -> list[Path]:
     return paths
 
 
-def teacher_probabilities(teachers: str, temperature: float, images: torch.Tensor, classes: tuple[str, ...],
-                          device: torch.device, amp: bool, cache: Path,
-                          log: Callable[[str], None]) -> torch.Tensor:
+def teacher_probabilities(
+    teachers: str,
+    temperature: float,
+    images: torch.Tensor,
+    classes: tuple[str, ...],
+    device: torch.device,
+    amp: bool,
+    cache: Path,
+    log: Callable[[str], None],
+) -> torch.Tensor:
     """(N, C) float32: the mean over teachers of softmax(logits / temperature), each teacher's logits averaged over
     the test-time views it was evaluated with. `images`: the (N, 3, H, W) uint8 training images, in loader order."""
     key = _images_key(images)
@@ -45,8 +52,9 @@ def teacher_probabilities(teachers: str, temperature: float, images: torch.Tenso
         if digest not in cached:
             ckpt = load_checkpoint(path)
             if tuple(ckpt["classes"]) != classes:
-                raise UserError(f"--teachers: {path} was trained on classes {list(ckpt['classes'])}, "
-                                f"this run has {list(classes)}")
+                raise UserError(
+                    f"--teachers: {path} was trained on classes {list(ckpt['classes'])}, this run has {list(classes)}"
+                )
             tta = int((ckpt.get("config") or {}).get("tta", 0))
             log(f"teacher {path}: predicting {len(images)} training images with TTA level {tta}")
             cached[digest] = _logits(ckpt, tta, images, device, amp)
@@ -61,7 +69,7 @@ def _logits(ckpt: dict, tta: int, images: torch.Tensor, device: torch.device, am
     mean, std = torch.tensor(ckpt["mean"]), torch.tensor(ckpt["std"])
     out = []
     for start in range(0, len(images), BATCH):
-        x = normalize(images[start:start + BATCH], mean, std).to(device)  # (B, 3, H, W) float32
+        x = normalize(images[start : start + BATCH], mean, std).to(device)  # (B, 3, H, W) float32
         with autocast(device, amp):
             out.append(model(x).float().cpu())
     return torch.cat(out)  # (N, C)
@@ -81,4 +89,3 @@ def _read_cache(cache: Path, key: list[int]) -> dict[str, torch.Tensor]:
 
 def _write_cache(cache: Path, key: list[int], logits: dict[str, torch.Tensor]) -> None:
     atomic_write(cache, lambda tmp: torch.save({"images": key, "logits": logits}, tmp))
-

@@ -29,6 +29,12 @@ class Run:
     val_acc: float
     minutes: float  # training epochs with their per-epoch validation
     curve: list[tuple[float, float]]  # (minutes, val_acc) after each epoch
+    test_ece: tuple[float, float] | None = None  # (before, after) temperature scaling at the run's TTA level
+
+    @property
+    def ece(self) -> str:
+        """The test ECE before and after temperature scaling, e.g. "18.61% → 0.93%"; "–" when none was fitted."""
+        return "–" if self.test_ece is None else f"{self.test_ece[0]:.2%} → {self.test_ece[1]:.2%}"
 
     @property
     def command(self) -> str:
@@ -49,10 +55,15 @@ class Group:
     test_acc: list[float]  # fractions, one per run (each run's test evaluated once, on its val-selected model)
     val_acc: list[float]
     minutes: list[float]  # training epochs (with per-epoch validation) per run
+    test_ece: list[tuple[float, float]]  # (before, after) temperature scaling, for the runs that fitted one
 
     def line(self) -> str:
+        ece = ""
+        if self.test_ece:
+            before, after = (statistics.mean(e[i] for e in self.test_ece) for i in (0, 1))
+            ece = f", test ECE {before:.2%} → {after:.2%} (temperature scaling, {len(self.test_ece)} run(s))"
         return (f"{self.recipe}: {len(self.runs)} run(s), test {_mean_std(self.test_acc)}, "
-                f"val {_mean_std(self.val_acc)}, {statistics.mean(self.minutes):.1f} min per run")
+                f"val {_mean_std(self.val_acc)}, {statistics.mean(self.minutes):.1f} min per run{ece}")
 
 
 def _flag_name(setting: str) -> str:
@@ -85,8 +96,10 @@ def load_run(run: Path) -> Run:
     val = metrics["val_acc"] if metrics["val_acc"] is not None else float("nan")
     # Runs without TTA (and records older than test_acc_by_tta) have their plain accuracy as test_acc.
     by_tta = metrics.get("test_acc_by_tta") or ({"0": metrics["test_acc"]} if not metrics["config"].get("tta") else {})
+    fit = (metrics.get("temperature_scaling") or {}).get(str(metrics["config"].get("tta", 0)))
+    ece = (fit["test_before"]["ece"], fit["test_after"]["ece"]) if fit else None
     return Run(run, name, tuple(flags), metrics["seed"], metrics["test_acc"], by_tta.get("0"), val,
-               elapsed / 60, curve)
+               elapsed / 60, curve, ece)
 
 
 def summarize(runs: list[Run], out: Path | None = None, pool: Iterable[str] = ()) -> list[Group]:
@@ -97,11 +110,13 @@ def summarize(runs: list[Run], out: Path | None = None, pool: Iterable[str] = ()
     curves: dict[str, list[tuple[float, float]]] = {}
     for r in runs:
         name = r.group_name(pooled)
-        g = groups.setdefault(name, Group(name, [], [], [], []))
+        g = groups.setdefault(name, Group(name, [], [], [], [], []))
         g.runs.append(str(r.path))
         g.test_acc.append(r.test_acc)
         g.val_acc.append(r.val_acc)
         g.minutes.append(r.minutes)
+        if r.test_ece is not None:
+            g.test_ece.append(r.test_ece)
         curves[f"{r.command}, seed {r.seed} ({r.path.name})"] = r.curve
     if out is not None:
         summary = [{**g.__dict__, "test": _mean_std(g.test_acc), "val": _mean_std(g.val_acc)} for g in groups.values()]
@@ -120,11 +135,11 @@ def table(rows: list[Run]) -> str:
     def delta(x: float | None, ref: float | None) -> str:
         return "" if x is None or ref is None else f"{100 * (x - ref):+.2f}"
 
-    lines = ["| run | command | seed | test | Δ | test, no TTA | Δ | validation | minutes |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | command | seed | test | Δ | test, no TTA | Δ | validation | minutes | test ECE (T-scaled) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         d_tta, d_plain = ("", "") if r is base else (delta(r.test_acc, base.test_acc),
                                                      delta(r.test_acc_no_tta, base.test_acc_no_tta))
         lines.append(f"| {r.path.name} | `{r.command}` | {r.seed} | {pct(r.test_acc)} | {d_tta} "
-                     f"| {pct(r.test_acc_no_tta)} | {d_plain} | {pct(r.val_acc)} | {r.minutes:.0f} |")
+                     f"| {pct(r.test_acc_no_tta)} | {d_plain} | {pct(r.val_acc)} | {r.minutes:.0f} | {r.ece} |")
     return "\n".join(lines)

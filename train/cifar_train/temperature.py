@@ -28,14 +28,19 @@ from cifar_train.tta import TestTimeAugmentation
 KEY = "temperature_scaling"  # in checkpoints and metrics.json (not "calibration": that names int8 ranges in ONNX)
 
 
-def fit_levels(val_by_tta: dict[int, Evaluation], test_by_tta: dict[int, Evaluation],
-               d: Dist) -> dict[str, Calibration]:
+def fit_levels(
+    val_by_tta: dict[int, Evaluation], test_by_tta: dict[int, Evaluation], d: Dist
+) -> dict[str, Calibration]:
     """One Calibration per TTA level, each fitted on that level's validation logits; {} without a validation split."""
     fitted = {}
     for level, val in val_by_tta.items():
         test = test_by_tta[level]
-        fitted[str(level)] = calibrate(gather(val.logits, d).numpy(), gather(val.labels, d).numpy(),
-                                       gather(test.logits, d).numpy(), gather(test.labels, d).numpy())
+        fitted[str(level)] = calibrate(
+            gather(val.logits, d).numpy(),
+            gather(val.labels, d).numpy(),
+            gather(test.logits, d).numpy(),
+            gather(test.labels, d).numpy(),
+        )
     return fitted
 
 
@@ -48,8 +53,14 @@ def write_plot(fitted: dict[str, Calibration], level: int, test: Evaluation, d: 
     """calibration.png: the reliability diagram and risk-coverage curve of the run's own TTA level."""
     cal = fitted.get(str(level))
     if cal is not None:
-        plot_calibration(gather(test.logits, d).numpy(), gather(test.labels, d).numpy(), cal.temperature,
-                         cal.threshold.threshold, path, f"{arch}, TTA level {level}: confidence on test")
+        plot_calibration(
+            gather(test.logits, d).numpy(),
+            gather(test.labels, d).numpy(),
+            cal.temperature,
+            cal.threshold.threshold,
+            path,
+            f"{arch}, TTA level {level}: confidence on test",
+        )
 
 
 def summary_line(fitted: dict[str, Calibration], level: int) -> str:
@@ -57,36 +68,43 @@ def summary_line(fitted: dict[str, Calibration], level: int) -> str:
     if cal is None:
         return "no validation split: no temperature fitted (confidences stay as trained)"
     kept = cal.test_accepted_accuracy
-    return (f"temperature {cal.temperature:.4f} (fitted on {cal.fitted_on}): test ECE {cal.test_before.ece:.2%} -> "
-            f"{cal.test_after.ece:.2%}, NLL {cal.test_before.nll:.4f} -> {cal.test_after.nll:.4f}; accept at "
-            f">= {cal.threshold.threshold:.4f}: {cal.test_coverage:.1%} of test"
-            + (f" at {kept:.2%} accuracy" if kept is not None else ""))
+    return (
+        f"temperature {cal.temperature:.4f} (fitted on {cal.fitted_on}): test ECE {cal.test_before.ece:.2%} -> "
+        f"{cal.test_after.ece:.2%}, NLL {cal.test_before.nll:.4f} -> {cal.test_after.nll:.4f}; accept at "
+        f">= {cal.threshold.threshold:.4f}: {cal.test_coverage:.1%} of test"
+        + (f" at {kept:.2%} accuracy" if kept is not None else "")
+    )
 
 
-def fit_checkpoint(checkpoint: Path, data: str, out: Path, device: str = "cpu", overwrite: bool = False,
-                   log: Any = print) -> dict[str, Calibration]:
+def fit_checkpoint(
+    checkpoint: Path, data: str, out: Path, device: str = "cpu", overwrite: bool = False, log: Any = print
+) -> dict[str, Calibration]:
     """Fit temperatures for a finished run's checkpoint and write the run again to `out`: best.pt with the fits,
     metrics.json (the run's own, when beside the checkpoint), history.csv and calibration.png."""
     if out.resolve() == checkpoint.resolve().parent:
-        raise UserError(f"--out {out} is the checkpoint's own folder: fit-temperature never writes over its input; "
-                        "give another folder")
+        raise UserError(
+            f"--out {out} is the checkpoint's own folder: fit-temperature never writes over its input; "
+            "give another folder"
+        )
     if (out / "best.pt").exists() and not overwrite:
         raise UserError(f"{out / 'best.pt'} already exists: pass --overwrite to replace it, or another --out")
     ckpt = load_checkpoint(checkpoint)
     cfg = _config(ckpt, data)
     if cfg.val_size == 0:
-        raise UserError(f"{checkpoint} was trained with --val-size 0: there is no validation split to fit a "
-                        "temperature on (fitting on test would make its test figures optimistic)")
+        raise UserError(
+            f"{checkpoint} was trained with --val-size 0: there is no validation split to fit a "
+            "temperature on (fitting on test would make its test figures optimistic)"
+        )
     datasets = build_datasets(cfg)
     if tuple(ckpt["classes"]) != datasets.classes:
         raise UserError(f"--data {data} has classes {list(datasets.classes)}, the checkpoint {list(ckpt['classes'])}")
     model = model_from_checkpoint(ckpt).to(torch.device(device))
     args = (len(datasets.classes), 500, torch.device(device), StepOptions(), Dist(), 0)
     levels = range(cfg.tta + 1)
-    test = {t: evaluate(TestTimeAugmentation(model, t), datasets.test, *args, description=f"test tta {t}")
-            for t in levels}
-    val = {t: evaluate(TestTimeAugmentation(model, t), datasets.val, *args, description=f"val tta {t}")
-           for t in levels}
+    test = {
+        t: evaluate(TestTimeAugmentation(model, t), datasets.test, *args, description=f"test tta {t}") for t in levels
+    }
+    val = {t: evaluate(TestTimeAugmentation(model, t), datasets.val, *args, description=f"val tta {t}") for t in levels}
     _check_accuracy(ckpt, test, checkpoint)
     fitted = fit_levels(val, test, Dist())
     out.mkdir(parents=True, exist_ok=True)
@@ -115,5 +133,7 @@ def _check_accuracy(ckpt: dict[str, Any], test: dict[int, Evaluation], path: Pat
     for level, evaluation in test.items():
         want = recorded.get(str(level))
         if want is not None and abs(evaluation.acc - want) > 0.002:
-            raise UserError(f"{path} scored {want:.2%} on test at TTA level {level} when trained, {evaluation.acc:.2%} "
-                            "on this --data: is it the run's data set?")
+            raise UserError(
+                f"{path} scored {want:.2%} on test at TTA level {level} when trained, {evaluation.acc:.2%} "
+                "on this --data: is it the run's data set?"
+            )

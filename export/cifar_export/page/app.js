@@ -4,11 +4,13 @@ const ort = globalThis.ort;
 ort.env.wasm.wasmPaths = new URL("ort/", document.baseURI).href;
 ort.env.wasm.numThreads = 1; // a plain static server (python -m http.server) gives no cross-origin isolation
 
-const results = [];  // every classified file: {name, probabilities} or {name, error}; the browser test reads it
+// every classified file: {name, probabilities, abstained} or {name, error}; the browser test reads it
+const results = [];
 globalThis.cifarResults = results;
 const status = document.getElementById("model");
 const drop = document.getElementById("drop");
 const picker = document.getElementById("files");
+const threshold = document.getElementById("min-confidence");
 
 // Listen before loading: a file dropped anywhere while the model loads must not make the browser open it.
 let modelReady;
@@ -51,7 +53,11 @@ try {
 }
 status.textContent =
   `${meta.arch}, ${meta.precision}, ${meta.classes.length} classes` +
-  (meta.test_acc != null ? `, ${(100 * meta.test_acc).toFixed(2)}% on the CIFAR-10 test set` : "");
+  (meta.test_acc != null ? `, ${(100 * meta.test_acc).toFixed(2)}% on its test set` : "") +
+  (meta.temperature != null ? "; calibrated confidences" : "; confidences not calibrated");
+// The minimum confidence: ?min-confidence=P in the address, else the threshold the model recommends, else 0.
+const asked = new URLSearchParams(location.search).get("min-confidence");
+threshold.value = String(asked ?? meta.recommended_min_confidence ?? 0);
 document.body.dataset.state = "ready";
 modelReady();
 
@@ -145,7 +151,7 @@ export async function classify(blob) {
   return Array.from(output.probabilities.data);
 }
 
-function show(file, probabilities, error) {
+function show(file, probabilities, error, abstained) {
   const row = document.createElement("div");
   row.className = "result";
   const img = document.createElement("img");
@@ -164,6 +170,12 @@ function show(file, probabilities, error) {
     line.textContent = `cannot classify: ${error}`;
     bars.append(line);
   } else {
+    if (abstained) {
+      const line = document.createElement("div");
+      line.className = "abstained";
+      line.textContent = `not sure: below the minimum confidence ${threshold.value}`;
+      bars.append(line);
+    }
     const top5 = probabilities.map((p, i) => [p, i]).sort((a, b) => b[0] - a[0]).slice(0, 5);
     for (const [p, i] of top5) {
       const bar = document.createElement("div");
@@ -190,8 +202,10 @@ async function classifyAll(files) {
   for (const file of files) {
     try {
       const probabilities = await classify(file);
-      results.push({ name: file.name, probabilities });
-      show(file, probabilities);
+      // cifar-infer's rule: abstained when the top probability is below the minimum confidence
+      const abstained = Math.max(...probabilities) < Number(threshold.value);
+      results.push({ name: file.name, probabilities, abstained });
+      show(file, probabilities, null, abstained);
     } catch (e) {  // one unreadable file never stops the others
       results.push({ name: file.name, error: String(e.message || e) });
       show(file, null, String(e.message || e));
