@@ -125,7 +125,9 @@ def main(
             help="jsonl/csv: one row per file, streamed; json/table files are written whole at the end.",
         ),
     ] = Format.table,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write rows here instead of stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write rows to this file instead of stdout (-: stdout).")
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per ONNX Runtime call.")] = 64,
     workers: Annotated[int, typer.Option(min=1, help="Image decoding threads.")] = DEFAULT_WORKERS,
     resume: Annotated[
@@ -178,7 +180,7 @@ def main(
         device=device.value,
         top_k=top_k,
         format=fmt.value,
-        output=output,
+        output=None if output == Path("-") else output,
         batch_size=batch_size,
         workers=workers,
         resume=resume,

@@ -17,7 +17,7 @@ from cifar_runtime.api import Classifier
 from cifar_runtime.atomic import atomic_write, replaceable
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS, DecodeConfig
 from cifar_runtime.errors import Interrupted, OutputError, UsageError
-from cifar_runtime.inputs import STDIN, find_images
+from cifar_runtime.inputs import STDIN, find_images, input_at
 from cifar_runtime.interrupts import HeldInterrupts
 from cifar_runtime.output import FORMATS, RESUMABLE, display_path, make_writer
 from cifar_runtime.pipeline import Result, classify_files
@@ -66,6 +66,10 @@ def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: Te
     if not inputs.found:  # an empty shard of a non-empty job is fine: it has nothing to do
         names = ", ".join("stdin" if a == STDIN else a for a in args[:3]) + (", ..." if len(args) > 3 else "")
         raise UsageError(f"no image files found in {names}")
+    overwritten = input_at(cfg.output, args, inputs.files) if cfg.output is not None else None
+    if overwritten is not None:
+        raise UsageError(f"--output {cfg.output} is one of the inputs ({overwritten}): writing there would destroy "
+                         "it; give another file")
     # Read before the output is opened: resuming cleans the file, and a failure here must leave it as it was.
     shown = {display_path(path) for path in inputs.files} | {display_path(f) for f, _ in inputs.unreadable}
     earlier = read_resume(cfg.output, cfg.format, shown) if cfg.resume and cfg.output else Resume()

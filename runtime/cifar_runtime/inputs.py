@@ -103,3 +103,25 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
         return entry.is_dir()  # follows symlinks
     except OSError:
         return False
+
+
+def input_at(output: str | os.PathLike[str], args: Iterable[str], files: Iterable[str]) -> str | None:
+    """The input that `output` would write over, or None: an input file that is the same file (by device and
+    inode, so through any link or spelling), or an image file inside a folder given as input (another shard's)."""
+    try:
+        out = os.stat(output)
+    except OSError:
+        return None  # nothing there yet: no input can be it
+    for path in files:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
+            return path
+    real = os.path.realpath(output)
+    if os.path.splitext(real)[1].lower() in IMAGE_SUFFIXES:
+        for arg in args:
+            if arg != STDIN and os.path.isdir(arg) and real.startswith(os.path.join(os.path.realpath(arg), "")):
+                return real
+    return None

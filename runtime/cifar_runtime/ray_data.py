@@ -29,7 +29,7 @@ import numpy as np
 from cifar_runtime.api import Classifier, Prediction, Score
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS, DecodeConfig, return_large_frees_to_os
 from cifar_runtime.errors import InstallError, Interrupted, OutputError, UsageError, one_line
-from cifar_runtime.inputs import IMAGE_SUFFIXES, STDIN, find_images
+from cifar_runtime.inputs import IMAGE_SUFFIXES, STDIN, find_images, input_at
 from cifar_runtime.interrupts import HeldInterrupts
 from cifar_runtime.output import make_writer, to_row
 from cifar_runtime.pipeline import Result, classify_files
@@ -127,8 +127,11 @@ def classify_dataset(ds: Dataset, cfg: RayConfig = RayConfig()) -> Dataset:
     return results
 
 
-def read_inputs(inputs: Sequence[str], stdin: TextIO | None = None) -> tuple[Dataset, list[Result]]:
-    """The images `inputs` name, as a Dataset for classify_dataset, and error results for folders that cannot be read.
+def read_inputs(
+    inputs: Sequence[str], stdin: TextIO | None = None, output: str | os.PathLike[str] | None = None
+) -> tuple[Dataset, list[Result]]:
+    """The images `inputs` name, as a Dataset for classify_dataset, and error results for folders that cannot be read;
+    UsageError when `output` is one of them.
 
     Local files and folders (`-`: paths from stdin) are expanded as cifar-infer expands them, and the actors read
     them; URIs (s3://bucket/photos/, gs://, file://) are listed and read by Ray's own `read_binary_files`.
@@ -140,6 +143,9 @@ def read_inputs(inputs: Sequence[str], stdin: TextIO | None = None) -> tuple[Dat
         extensions = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
         return ray.data.read_binary_files(uris, include_paths=True, file_extensions=extensions), []
     found = find_images(inputs, stdin)
+    if output is not None and (overwritten := input_at(output, inputs, found.files)) is not None:
+        raise UsageError(f"--output {output} is one of the inputs ({overwritten}): writing there would destroy it; "
+                         "give another file")
     if not found.files and not found.unreadable:
         names = ", ".join("stdin" if a == STDIN else a for a in inputs[:3]) + (", ..." if len(inputs) > 3 else "")
         raise UsageError(f"no image files found in {names}")
@@ -172,7 +178,7 @@ def classify(
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt != "parquet" and is_uri(os.fspath(output)):
         raise UsageError(f"{fmt} is written to a local file by this process; for {output} use --format parquet")
-    ds, unreadable = read_inputs(inputs, stdin)
+    ds, unreadable = read_inputs(inputs, stdin, None if is_uri(os.fspath(output)) else output)
     ds.context.execution_options.preserve_order = cfg.preserve_order  # a Dataset made here: no caller's to change
     uris = any(is_uri(arg) for arg in inputs)
     if uris and cfg.actors and cfg.actors * cfg.cpus_per_actor >= ray.cluster_resources().get("CPU", 0):
