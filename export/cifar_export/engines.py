@@ -48,7 +48,7 @@ def torch_module_engine(module: Any, name: str = "torch-eager", info: ModelInfo 
 
 def onnx_engine(path: Path, device: str = "cpu") -> Engine:
     """An ONNX file through the runtime's Classifier."""
-    classifier = Classifier(path, device=device)
+    classifier = Classifier(path, device=device, precision=None)  # exactly this file
     info = classifier.info
     run = classifier.logits
     if info.layout == "NHWC":

@@ -75,7 +75,7 @@ def run_measured(cmd: list[str]) -> tuple[subprocess.CompletedProcess[str], floa
 
 def check_folder(model: Path | None, data: Path, predictions: Path, batch_size: int = 64) -> FolderCheck:
     """Run `cifar-infer FOLDER --format jsonl` into `predictions`, then compare labels with folder names."""
-    classifier = Classifier(model, device="cpu")
+    classifier = Classifier(model, device="cpu", precision=None)
     folder, files, _ = labelled_files(data, "test", classifier.classes)
     # The file named is the file scored: cifar-infer's default `--precision auto` could pick its int8 sibling.
     precision = ["--precision", classifier.info.precision] if model else []

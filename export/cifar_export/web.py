@@ -83,7 +83,7 @@ def check_model(model: Path) -> ModelInfo:
         raise ExportError(f"model file {model} does not exist")
     if ".FAILED." in model.name:
         raise ExportError(f"{model.name} failed its parity check: the page ships only published files")
-    info = Classifier(model, device="cpu").info
+    info = Classifier(model, device="cpu", precision=None).info
     if info.layout != "NHWC":
         raise ExportError(f"{model.name} takes normalised floats (layout {info.layout}); the page feeds pixels: "
                           "export it with `cifar-export onnx CHECKPOINT --raw` and pass the .raw.onnx file")

@@ -25,6 +25,11 @@ from cifar_runtime.session import ort_errors
 
 Input = str | os.PathLike[str] | ImageLike
 RECOMMENDED = "recommended"  # min_confidence: the threshold the model file records
+# Memory grows with the batch: its float32 inputs (and the network's activations, run RUN_CHUNK images at a time)
+# are held at once. A batch whose float32 inputs would pass BATCH_BYTES is refused: 5,461 images of 32 x 32,
+# 111 of 224 x 224, each 3 x 4 bytes per pixel.
+BATCH_BYTES = 64 * 2**20
+RUN_CHUNK = 256  # images per ONNX Runtime call: activations of a CIFAR net at 256 images take ~150-350 MB
 # What each input layout accepts from the file's graph: NCHW floats (fp16 files may take float16), NHWC pixels.
 _INPUT_DTYPES = {
     "NCHW": {"tensor(float)": np.float32, "tensor(float16)": np.float16},
@@ -59,12 +64,13 @@ class Classifier:
         model: str | os.PathLike[str] | None = None,
         device: str = "auto",
         providers: Sequence[str] | None = None,
-        precision: str | None = None,
+        precision: str | None = "auto",
         decode: DecodeConfig = DEFAULT_DECODE,
         min_confidence: float | str = 0.0,
     ) -> None:
-        """`precision`: None runs the file as given; auto | fp32 | int8 | fp16 pick its sibling file (see
-        `cifar_runtime.precision`). `decode`: the limits and JPEG scaling applied to image files.
+        """`precision`: auto (the default, as in cifar-infer: the int8 sibling on CPU when it keeps the accuracy) |
+        fp32 | int8 | fp16 pick the file of `model`'s family (see `cifar_runtime.precision`); None runs exactly the
+        file given. `decode`: the limits and JPEG scaling applied to image files.
         `min_confidence`: a prediction below it is marked `abstained` (0 accepts everything); "recommended": the
         threshold the model file records (chosen on validation for 99% accuracy of the accepted images)."""
         with _naming_env(model):
@@ -177,10 +183,19 @@ class Classifier:
         (N, 3, H, W) for a file of layout NCHW, the pixels themselves for a --raw file (layout NHWC)."""
         return model_input(pixels, self.info)
 
+    @property
+    def max_batch_size(self) -> int:
+        """The largest batch_size this model takes (see BATCH_BYTES)."""
+        h, w = self.info.input_size
+        return max(1, BATCH_BYTES // (3 * h * w * 4))
+
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """The file's output (N, num_classes) float32 for a batch the model takes (see `model_input`): calibrated
         logits when the file has a temperature (softmax gives the probabilities shown), else the network's own."""
-        if self._static_batch is None or len(batch) == self._static_batch:
+        if self._static_batch is None:
+            chunks = [self._run(batch[i : i + RUN_CHUNK]) for i in range(0, len(batch), RUN_CHUNK)]
+            return np.concatenate(chunks) if len(chunks) > 1 else self._run(batch)
+        if len(batch) == self._static_batch:
             return self._run(batch)
         size, n = self._static_batch, len(batch)
         chunks = []
@@ -229,13 +244,20 @@ class Classifier:
 
     def _check_args(self, top_k: int, batch_size: int) -> None:
         self.check_top_k(top_k)
-        if batch_size < 1:
-            raise UsageError(f"batch_size must be at least 1, got {batch_size}")
+        self.check_batch_size(batch_size)
 
-    def check_top_k(self, top_k: int) -> None:
-        """UsageError unless 1 <= top_k <= number of classes."""
+    def check_top_k(self, top_k: int, name: str = "top_k") -> None:
+        """UsageError unless 1 <= top_k <= number of classes; `name`: how the caller's user spells the argument."""
         if not 1 <= top_k <= len(self.classes):
-            raise UsageError(f"top_k must be between 1 and {len(self.classes)} for this model, got {top_k}")
+            raise UsageError(f"{name} must be between 1 and {len(self.classes)} for this model, got {top_k}")
+
+    def check_batch_size(self, batch_size: int, name: str = "batch_size") -> None:
+        """UsageError unless 1 <= batch_size <= max_batch_size."""
+        if not 1 <= batch_size <= self.max_batch_size:
+            h, w = self.input_size
+            raise UsageError(f"{name} must be between 1 and {self.max_batch_size} for this model (memory grows with "
+                             f"the batch: {self.max_batch_size} images of {h}x{w} are {BATCH_BYTES >> 20} MB of "
+                             f"input), got {batch_size}")
 
 
 def _min_confidence(value: float | str, info: ModelInfo, source: str) -> float:

@@ -61,7 +61,8 @@ def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: Te
     """
     _check(cfg)
     classifier = cfg.classifier()
-    classifier.check_top_k(cfg.top_k)
+    classifier.check_top_k(cfg.top_k, "--top-k")
+    classifier.check_batch_size(cfg.batch_size, "--batch-size")
     inputs = find_images(args, stdin, cfg.shard)
     if not inputs.found:  # an empty shard of a non-empty job is fine: it has nothing to do
         names = ", ".join("stdin" if a == STDIN else a for a in args[:3]) + (", ..." if len(args) > 3 else "")

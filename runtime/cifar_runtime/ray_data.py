@@ -88,7 +88,7 @@ class ClassifyBatch:
             path = Path(tmp) / model_name  # the file's own name, so a message names the model the user gave
             path.write_bytes(model_bytes)
             # Ray gives these actors no GPU
-            self.classifier = Classifier(path, device="cpu", decode=decode, min_confidence=min_confidence)
+            self.classifier = Classifier(path, "cpu", precision=None, decode=decode, min_confidence=min_confidence)
         self.top_k = top_k
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
@@ -112,7 +112,8 @@ def classify_dataset(ds: Dataset, cfg: RayConfig = RayConfig()) -> Dataset:
     # once, on a bad model or top_k; the actors get that one file's bytes, so no node needs the model on disk.
     chosen = Classifier(cfg.model, device="cpu", precision=cfg.precision, decode=decode,
                         min_confidence=cfg.min_confidence)
-    chosen.check_top_k(cfg.top_k)
+    chosen.check_top_k(cfg.top_k, "--top-k")
+    chosen.check_batch_size(cfg.batch_size, "--batch-size")
     model = chosen.model_path
     pool = ActorPoolStrategy(size=cfg.actors) if cfg.actors else ActorPoolStrategy(min_size=1, max_size=None)
     results = ds.map_batches(

@@ -153,3 +153,15 @@ def test_default_model_comes_from_env_then_package(monkeypatch: pytest.MonkeyPat
     (package_dir / "models" / locate.BUNDLED_NAME).write_bytes(TINY.read_bytes())
     monkeypatch.setattr(locate.resources, "files", lambda _: package_dir)
     assert Classifier().model_path == package_dir / "models" / locate.BUNDLED_NAME
+
+
+def test_a_large_batch_runs_in_chunks_with_the_same_logits(classifier: Classifier, test_images: list[Path]) -> None:
+    from cifar_runtime.api import RUN_CHUNK
+
+    batch = np.stack([classifier.model_input(classifier.read_pixels(p)[None])[0] for p in test_images])
+    batch = np.concatenate([batch, batch])[: RUN_CHUNK + 7]  # more than one chunk, the last one ragged
+    whole = classifier.logits(batch)
+    one_by_one = np.concatenate([classifier.logits(batch[i : i + 1]) for i in range(len(batch))])
+    np.testing.assert_allclose(whole, one_by_one, atol=1e-5)
+    with pytest.raises(UsageError, match="batch_size must be between 1 and 5461"):
+        classifier.predict(test_images[:2], batch_size=classifier.max_batch_size + 1)

@@ -253,7 +253,7 @@ def test_top_k_help_states_its_maximum_and_larger_is_refused(test_images: list[P
     assert "at most the model's number of classes, a larger K is refused" in " ".join(invoke("--help").stdout.split())
     result = invoke("-m", TINY, "-k", "11", test_images[0])
     assert result.exit_code == EXIT_USAGE
-    assert only_line(result) == "cifar-infer: error: top_k must be between 1 and 10 for this model, got 11"
+    assert only_line(result) == "cifar-infer: error: --top-k must be between 1 and 10 for this model, got 11"
 
 
 def test_predict_many_gives_one_result_per_input_in_order(

@@ -92,8 +92,10 @@ def test_explicit_precisions(tmp_path: Path) -> None:
     assert Classifier(base, device="cpu", precision="int8").model_path == tmp_path / "m.int8.onnx"
     as_fp32 = Classifier(tmp_path / "m.int8.onnx", device="cpu", precision="fp32")
     assert (as_fp32.model_path, as_fp32.precision_reason) == (base, "fp32, as asked")
-    as_given = Classifier(base, device="cpu")  # the API's default: exactly the file given
+    as_given = Classifier(base, device="cpu", precision=None)  # exactly the file given
     assert (as_given.model_path, as_given.precision_reason) == (base, "the file as given")
+    default = Classifier(base, device="cpu")  # the API's default is the CLI's: auto
+    assert default.model_path == tmp_path / "m.int8.onnx" and default.precision_reason.startswith("auto: int8")
     with pytest.raises(ModelError, match=r"no int8 version of .*tiny_cnn.onnx: expected .*tiny_cnn.int8.onnx"):
         Classifier(TINY, device="cpu", precision="int8")
     with pytest.raises(UsageError, match="fp16 runs only on CUDA"):

@@ -27,3 +27,16 @@ def test_bundled_model_classifies_the_real_fixture_near_its_test_accuracy(cifar_
     published = json.loads((SHIPPED.parent / "folder_check.tta0.json").read_text())["accuracy"] / 100
     # 300 real test images: the binomial standard deviation is ~1.7 points at 90%, so 5 points is 3 sigma.
     assert abs(accuracy - published) <= 0.05, (accuracy, published)
+
+
+def test_classifier_and_cifar_infer_give_the_same_answers_by_default(cifar_fixture: Path):
+    from typer.testing import CliRunner
+
+    from cifar_runtime.cli import app
+
+    result = CliRunner().invoke(app, [str(cifar_fixture / "test"), "-f", "jsonl"])
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    predictions = Classifier().predict([row["path"] for row in rows])
+    assert Classifier().model_path.name.endswith(".int8.onnx")  # auto on CPU, as the CLI
+    assert [p.label for p in predictions] == [row["label"] for row in rows]
+    assert max(abs(round(p.confidence, 6) - row["confidence"]) for p, row in zip(predictions, rows, strict=True)) < 1e-6
