@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 import textwrap
@@ -16,7 +17,7 @@ import typer
 from cifar_runtime.about import model_lines, runtime_lines, version_line
 from cifar_runtime.api import RECOMMENDED
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS, return_large_frees_to_os
-from cifar_runtime.errors import CifarRuntimeError, UsageError
+from cifar_runtime.errors import CifarRuntimeError, ReaderGone, UsageError
 from cifar_runtime.exitcodes import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -207,6 +208,9 @@ def _run(cfg: InferConfig, paths: list[str], info: bool) -> int:
         if not paths:
             raise typer.BadParameter("give an image file or folder, or - for stdin", param_hint="PATHS")
         summary = infer_files(cfg, paths, sys.stdin, sys.stdout, sys.stderr)
+    except ReaderGone as e:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit would fail again
+        return error_exit_code(e)
     except CifarRuntimeError as e:
         _say(f"{PROG}: error: {e}")
         return error_exit_code(e)

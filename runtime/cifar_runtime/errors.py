@@ -25,6 +25,10 @@ class OutputError(CifarRuntimeError):
     """Rows could not be written while running (disk full, an I/O error, a closed pipe)."""
 
 
+class ReaderGone(OutputError):
+    """stdout's reader closed the pipe (`cifar-infer ... | head`): normal for a Unix filter, so it stops quietly."""
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C during a run: still a KeyboardInterrupt, and it says how many rows had been written for good."""
 

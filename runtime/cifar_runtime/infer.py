@@ -5,6 +5,7 @@ batches, stream each row to the output, report progress; the CLI only parses fla
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import time
@@ -16,7 +17,7 @@ from typing import TextIO
 from cifar_runtime.api import Classifier
 from cifar_runtime.atomic import atomic_write, replaceable
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS, DecodeConfig
-from cifar_runtime.errors import Interrupted, OutputError, UsageError
+from cifar_runtime.errors import Interrupted, OutputError, ReaderGone, UsageError
 from cifar_runtime.inputs import STDIN, find_images, input_at
 from cifar_runtime.interrupts import HeldInterrupts
 from cifar_runtime.output import FORMATS, RESUMABLE, display_path, make_writer
@@ -49,8 +50,9 @@ class InferConfig:
     def classifier(self) -> Classifier:
         """The Classifier these settings describe."""
         decode = DecodeConfig(self.max_pixels, self.exact)
-        return Classifier(self.model, self.device, precision=self.precision, decode=decode,
-                          min_confidence=self.min_confidence)
+        return Classifier(
+            self.model, self.device, precision=self.precision, decode=decode, min_confidence=self.min_confidence
+        )
 
 
 def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> Summary:
@@ -63,14 +65,21 @@ def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: Te
     classifier = cfg.classifier()
     classifier.check_top_k(cfg.top_k, "--top-k")
     classifier.check_batch_size(cfg.batch_size, "--batch-size")
+    missing = [a for a in args if a != STDIN and not os.path.lexists(a)]
+    if missing and len(missing) == len(args):  # a typo, not a folder with some bad files: nothing to classify
+        raise UsageError(
+            f"no such file or folder: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
     inputs = find_images(args, stdin, cfg.shard)
     if not inputs.found:  # an empty shard of a non-empty job is fine: it has nothing to do
         names = ", ".join("stdin" if a == STDIN else a for a in args[:3]) + (", ..." if len(args) > 3 else "")
         raise UsageError(f"no image files found in {names}")
     overwritten = input_at(cfg.output, args, inputs.files) if cfg.output is not None else None
     if overwritten is not None:
-        raise UsageError(f"--output {cfg.output} is one of the inputs ({overwritten}): writing there would destroy "
-                         "it; give another file")
+        raise UsageError(
+            f"--output {cfg.output} is one of the inputs ({overwritten}): writing there would destroy "
+            "it; give another file"
+        )
     # Read before the output is opened: resuming cleans the file, and a failure here must leave it as it was.
     shown = {display_path(path) for path in inputs.files} | {display_path(f) for f, _ in inputs.unreadable}
     earlier = read_resume(cfg.output, cfg.format, shown) if cfg.resume and cfg.output else Resume()
@@ -101,6 +110,8 @@ def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: Te
         streamed = cfg.output is None or cfg.format in RESUMABLE or not replaceable(cfg.output)
         raise Interrupted(classified + failed if streamed else 0) from e
     except OSError as e:  # reads fail inside the pipeline, as error rows: what reaches here is a failed write
+        if cfg.output is None and e.errno == errno.EPIPE:
+            raise ReaderGone("stdout was closed by its reader") from e
         raise OutputError(f"cannot write {cfg.output or 'stdout'}: {e.strerror or e}") from e
     finally:
         progress.close()

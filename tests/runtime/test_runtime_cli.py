@@ -125,6 +125,7 @@ def test_paths_from_stdin(tmp_path: Path, test_images: list[Path], cifar_fixture
         (["-m", str(TINY), "--resume", "-o", "{tmp}/t.txt", "{img}"], "--resume needs --format jsonl or csv"),
         (["-m", str(TINY), "-k", "11", "{img}"], "--top-k must be between 1 and 10"),
         (["-m", str(TINY), "--batch-size", "1000000", "{img}"], "--batch-size must be between 1 and 5461"),
+        (["-m", str(TINY), "{tmp}/nodir/"], "no such file or folder: "),  # a typo: nothing could be classified
         (["-m", str(TINY), "-o", "{tmp}/no/such/dir/out.jsonl", "{img}"], "cannot write"),
     ],
 )
