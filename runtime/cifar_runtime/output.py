@@ -26,8 +26,15 @@ DIGITS = 6  # confidences are rounded to this many decimals
 
 
 def display_path(path: str) -> str:
-    """A path as output shows it: non-UTF-8 bytes in a file name appear as \\xNN, so output is UTF-8."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    """A path as output shows it, UTF-8 and unambiguous: a byte that is not UTF-8 appears as \\xNN and a backslash
+    as two, so a name holding byte 0xFF and one holding the text "\\xff" get different rows (see `original_path`)."""
+    raw = os.fsencode(path).replace(b"\\", b"\\\\")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def original_path(shown: str) -> str:
+    """The path `display_path` showed as `shown` (its inverse)."""
+    return os.fsdecode(shown.encode("utf-8").decode("unicode_escape").encode("latin-1")) if "\\" in shown else shown
 
 
 def to_row(result: Result) -> dict[str, object]:

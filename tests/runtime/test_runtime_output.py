@@ -125,3 +125,34 @@ def test_progress_and_summary() -> None:
     assert quiet.getvalue() == ""
     line = Summary(files=10, classified=8, failed=2, skipped=5, seconds=2.0).line()
     assert line == "10 files, 8 classified, 2 failed, 5 skipped (already in output), 4.0 images/s (2.00 s)"
+
+
+def test_a_byte_name_and_its_escaped_spelling_get_distinct_keys_that_round_trip() -> None:
+    from cifar_runtime.output import original_path
+
+    byte_name, text_name = os.fsdecode(b"dir/bad\xff.jpg"), "dir/bad\\xff.jpg"
+    shown = {display_path(byte_name), display_path(text_name)}
+    assert len(shown) == 2
+    for name in (byte_name, text_name, "dir/a\\b\\\\c.jpg", "naïve 日本.jpg"):
+        assert original_path(display_path(name)) == name
+
+
+def test_resume_finishes_both_files_whose_names_once_collided(tmp_path: Path, cifar_fixture: Path) -> None:
+    import shutil
+
+    from runtime_files import TINY
+    from typer.testing import CliRunner
+
+    from cifar_runtime.cli import app
+
+    source = next((cifar_fixture / "test" / "cat").iterdir())
+    folder = os.fsencode(tmp_path / "in")
+    os.mkdir(folder)
+    for name in (b"bad\xff.jpg", b"bad\\xff.jpg"):
+        shutil.copy(source, os.path.join(folder, name))
+    out = tmp_path / "rows.jsonl"
+    first = CliRunner().invoke(app, ["-m", str(TINY), os.fsdecode(folder), "-f", "jsonl", "-o", str(out)])
+    again = CliRunner().invoke(app, ["-m", str(TINY), os.fsdecode(folder), "-f", "jsonl", "-o", str(out), "--resume"])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert first.exit_code == again.exit_code == 0 and len(rows) == 2 and len({r["path"] for r in rows}) == 2
+    assert "2 skipped" in again.stderr
