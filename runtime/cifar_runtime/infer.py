@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import itertools
 import os
 import time
@@ -22,7 +23,7 @@ from cifar_runtime.inputs import STDIN, find_images, input_at
 from cifar_runtime.interrupts import HeldInterrupts
 from cifar_runtime.output import FORMATS, RESUMABLE, display_path, make_writer
 from cifar_runtime.pipeline import Result, classify_files
-from cifar_runtime.resume import Resume, read_resume
+from cifar_runtime.resume import Resume, check_settings, read_resume, write_settings
 from cifar_runtime.shard import Shard
 from cifar_runtime.status import Progress, Summary
 
@@ -82,7 +83,12 @@ def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: Te
         )
     # Read before the output is opened: resuming cleans the file, and a failure here must leave it as it was.
     shown = {display_path(path) for path in inputs.files} | {display_path(f) for f, _ in inputs.unreadable}
+    settings = run_settings(cfg, classifier)
+    if cfg.resume and cfg.output:
+        check_settings(cfg.output, settings)
     earlier = read_resume(cfg.output, cfg.format, shown) if cfg.resume and cfg.output else Resume()
+    if cfg.output is not None and cfg.format in RESUMABLE and replaceable(cfg.output):
+        write_settings(cfg.output, settings)
     unreadable = [Result(f, error=why) for f, why in inputs.unreadable if display_path(f) not in earlier.done]
     todo = [path for path in inputs.files if display_path(path) not in earlier.done]
     skipped = len(inputs.files) + len(inputs.unreadable) - len(todo) - len(unreadable)
@@ -118,6 +124,13 @@ def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: Te
     seconds = time.perf_counter() - start
     files = len(todo) + len(unreadable)
     return Summary(files, classified, failed, skipped, seconds, retried=earlier.retried, abstained=abstained)
+
+
+def run_settings(cfg: InferConfig, classifier: Classifier) -> dict[str, object]:
+    """What decides the content of a row, as --resume compares it: the model file that runs and the flags."""
+    digest = hashlib.sha256(classifier.model_path.read_bytes()).hexdigest()
+    return {"model": classifier.model_path.name, "model_sha256": digest, "top_k": cfg.top_k,
+            "min_confidence": classifier.min_confidence, "exact": cfg.exact, "format": cfg.format}
 
 
 def _check(cfg: InferConfig) -> None:

@@ -18,6 +18,40 @@ from cifar_runtime.errors import UsageError
 from cifar_runtime.output import CSV_COLUMNS, RESUMABLE, csv_line
 
 _TAIL = 1 << 20  # bytes read back to find a half-written last row; far longer than any row
+SETTINGS_SUFFIX = ".run.json"  # beside a jsonl/csv output: what its rows were made with, for --resume to check
+
+
+def settings_path(output: Path) -> Path:
+    """preds.jsonl -> preds.jsonl.run.json"""
+    return output.with_name(output.name + SETTINGS_SUFFIX)
+
+
+def check_settings(output: Path, settings: dict[str, object]) -> None:
+    """UsageError when `output`'s rows were made with other settings than `settings` (model, top-k, ...): appending
+    would mix two runs in one file. An output without a settings file (an older one) is taken as it is."""
+    try:
+        earlier = json.loads(settings_path(output).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as e:
+        raise UsageError(
+            f"cannot resume: {settings_path(output)} is unreadable ({e}); remove it to resume anyway"
+        ) from e
+    # The model's name is for people: the same file under another name makes the same rows.
+    differ = [k for k in settings if k != "model" and k in earlier and earlier[k] != settings[k]]
+    if differ:
+        said = "; ".join(
+            f"the model was {earlier.get('model')!r}, now {settings['model']!r}" if k == "model_sha256"
+            else f"{k} was {earlier[k]!r}, now {settings[k]!r}" for k in differ
+        )
+        raise UsageError(f"cannot resume {output}: its rows were made with other settings ({said}): pass the same "
+                         "flags, or write to a new --output")
+
+
+def write_settings(output: Path, settings: dict[str, object]) -> None:
+    """Record what `output`'s rows are made with (atomically), for a later --resume to check."""
+    with atomic_write(settings_path(output)) as f:
+        f.write(json.dumps(settings, indent=2) + "\n")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 import pytest
-from runtime_files import TINY, TINY_NOMETA, bad_images, unusual_images
+from runtime_files import TINY, TINY_BATCH3, TINY_NOMETA, bad_images, unusual_images
 from typer.testing import CliRunner, Result
 
 from cifar_runtime import locate
@@ -209,3 +209,20 @@ def test_rows_stream_one_per_line_as_they_are_done(test_images: list[Path], monk
     summary = infer.infer_files(cfg, [str(p) for p in test_images[:5]], io.StringIO(), out, io.StringIO())
     assert summary.classified == 5
     assert flushed == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("change", [["-k", "3"], ["--model", "{other}"], ["--min-confidence", "0.5"]])
+def test_resume_with_other_settings_is_refused_and_the_output_kept(
+    tmp_path: Path, test_images: list[Path], change: list[str]
+) -> None:
+    other = tmp_path / "other.onnx"
+    other.write_bytes(TINY_BATCH3.read_bytes())  # another model (static batch): same classes, other file
+    out = tmp_path / "rows.jsonl"
+    first = invoke("-m", TINY, "-f", "jsonl", "-o", out, *test_images[:3])
+    before = out.read_text()
+    args = ["-m", TINY, "-f", "jsonl", "-o", out, "--resume", *test_images[:5]]
+    changed = [a.format(other=other) for a in change]
+    result = invoke(*(changed + args if change[0] != "--model" else [*changed, *args[2:]]))
+    assert first.exit_code == 0 and result.exit_code == 2 and out.read_text() == before
+    assert "cannot resume" in one_error_line(result) and "made with other settings" in one_error_line(result)
+    assert invoke(*args).exit_code == 0 and len(jsonl_rows(out.read_text())) == 5  # the same settings resume
