@@ -98,8 +98,9 @@ def open_session(path: Path, device: str = "auto", providers: Sequence[str] | No
     wanted = requested_providers(device, providers)
     if path.is_dir():
         inside = sorted(path.glob("*.onnx"))
-        example = f", e.g. {inside[0]}" if inside else ""
-        raise ModelError(f"{path} is a folder, not a model file: pass the .onnx file in it{example}")
+        if not inside:
+            raise ModelError(f"{path} is a folder with no .onnx file in it: pass an ONNX model file")
+        raise ModelError(f"{path} is a folder, not a model file: pass the .onnx file in it, e.g. {inside[0]}")
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
     not_onnx = _not_onnx(path)
@@ -140,20 +141,32 @@ def _not_onnx(path: Path) -> str | None:
             head = f.read(4)
     except OSError as e:
         return f"cannot be read: {e.strerror or e}"
-    torch_zip = head == b"PK\x03\x04" and _holds_pickle(path)
-    if torch_zip or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):  # pickle protocol
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):  # a pickle: old torch.save
         return f"is a PyTorch checkpoint, not an ONNX model: export it with `cifar-export onnx {path}`"
-    if head == b"PK\x03\x04":
-        return "is a zip archive, not an ONNX model: unpack it and pass the .onnx file"
-    return None
+    if head != b"PK\x03\x04":
+        return None
+    entries = _zip_entries(path)
+    from_checkpoint = "export ONNX from the cifar-train checkpoint it came from: `cifar-export onnx CHECKPOINT.pt`"
+    if "archive_format" in entries:  # torch.export.save
+        return f"is a torch.export (.pt2) program, which ONNX Runtime cannot run: {from_checkpoint}"
+    if "code" in entries:  # torch.jit.save: the scripted code beside the pickled constants
+        return f"is a TorchScript program, which ONNX Runtime cannot run: {from_checkpoint}"
+    if "data.pkl" in entries:  # torch.save
+        return f"is a PyTorch checkpoint, not an ONNX model: export it with `cifar-export onnx {path}`"
+    onnx = sorted(name for name in entries if name.endswith(".onnx"))
+    if onnx:
+        return f"is a zip archive, not an ONNX model: unpack it and pass the .onnx file in it ({onnx[0]})"
+    return "is a zip archive with no ONNX model in it"
 
 
-def _holds_pickle(path: Path) -> bool:
+def _zip_entries(path: Path) -> set[str]:
+    """The names in a zip archive, each also without its first folder (torch archives put all under one)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return any(name.endswith(".pkl") for name in archive.namelist())  # torch.save: <name>/data.pkl
-    except zipfile.BadZipFile:
-        return False
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return set()
+    return {part for name in names for part in (name, *name.split("/", 2)[1:2])}
 
 
 def quiet_ort_logs() -> None:

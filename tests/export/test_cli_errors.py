@@ -26,6 +26,12 @@ def test_missing_checkpoint(tmp_path: Path) -> None:
     fails(["onnx", str(tmp_path / "nope.pt")], 2, "does not exist")
 
 
+def test_a_run_folder_instead_of_its_checkpoint_says_which_file_to_pass(cnn_checkpoint: Path) -> None:
+    run = cnn_checkpoint.parent
+    fails(["onnx", str(run)], 2, f"{run} is a folder, not a checkpoint: pass the .pt file of a cifar-train run, "
+          f"e.g. {run / 'best.pt'}")
+
+
 def test_corrupt_checkpoint(tmp_path: Path) -> None:
     bad = tmp_path / "best.pt"
     bad.write_bytes(b"\x00not a checkpoint" * 100)
@@ -38,7 +44,11 @@ def test_truncated_checkpoint(cnn_checkpoint: Path, tmp_path: Path) -> None:
     fails(["torchscript", str(cut)], 2, "cannot read checkpoint")
 
 
-@pytest.mark.parametrize(("arch", "says"), [("resnet18", "do not fit"), ("vgg16", "unknown architecture")])
+@pytest.mark.parametrize(("arch", "says"), [
+    ("resnet18", "do not fit architecture 'resnet18': 122 weights missing (e.g. bn1.bias); 39 unexpected "
+                 "(e.g. classifier.1.bias): was it trained with another --arch or number of classes?"),
+    ("vgg16", "unknown architecture"),
+])
 def test_wrong_architecture(arch: str, says: str, cnn_checkpoint: Path, tmp_path: Path) -> None:
     ckpt = torch.load(cnn_checkpoint, weights_only=True)
     ckpt["arch"] = arch  # CNN weights under another architecture's name

@@ -203,10 +203,23 @@ def test_a_pytorch_checkpoint_or_a_folder_as_model_says_what_to_do(
     folder = tmp_path / "run"
     folder.mkdir()
     shutil.copy(TINY, folder / "cnn.onnx")
+    empty_folder = tmp_path / "empty"
+    empty_folder.mkdir()
+    scripted, program = tmp_path / "cnn.torchscript.pt", tmp_path / "cnn.pt2"  # torch.jit.save and torch.export.save
+    for path, names in ((scripted, ("code/__torch__/m.py", "data.pkl", "constants.pkl")),
+                        (program, ("archive_format", "models/model.json", "data/weights/w0"))):
+        with zipfile.ZipFile(path, "w") as archive:
+            for name in names:
+                archive.writestr(f"x/{name}", "")
+    from_checkpoint = "export ONNX from the cifar-train checkpoint it came from: `cifar-export onnx CHECKPOINT.pt`"
     expected = {
+        scripted: f"{scripted} is a TorchScript program, which ONNX Runtime cannot run: {from_checkpoint}",
+        program: f"{program} is a torch.export (.pt2) program, which ONNX Runtime cannot run: {from_checkpoint}",
+        empty_folder: f"{empty_folder} is a folder with no .onnx file in it: pass an ONNX model file",
         zipped: f"{zipped} is a PyTorch checkpoint, not an ONNX model: export it with `cifar-export onnx {zipped}`",
         legacy: f"{legacy} is a PyTorch checkpoint, not an ONNX model: export it with `cifar-export onnx {legacy}`",
-        other_zip: f"{other_zip} is a zip archive, not an ONNX model: unpack it and pass the .onnx file",
+        other_zip: f"{other_zip} is a zip archive, not an ONNX model: unpack it and pass the .onnx file in it "
+        "(model.onnx)",
         folder: f"{folder} is a folder, not a model file: pass the .onnx file in it, e.g. {folder / 'cnn.onnx'}",
     }
     for model, message in expected.items():

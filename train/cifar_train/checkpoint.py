@@ -88,6 +88,9 @@ def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint written by save_checkpoint, refusing pickled code (weights_only=True)."""
     path = Path(path)
+    if path.is_dir():
+        inside = "" if not (path / "best.pt").is_file() else f", e.g. {path / 'best.pt'}"
+        raise UserError(f"{path} is a folder, not a checkpoint: pass the .pt file of a cifar-train run{inside}")
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     try:
@@ -104,10 +107,27 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     """Rebuild the checkpoint's architecture, load its weights, and return it in eval mode on the CPU."""
     try:
         model = create_model(ckpt["arch"], num_classes=len(ckpt["classes"]))
+    except KeyError as e:
+        raise UserError(f"checkpoint of {e.args[0]}") from e  # "unknown architecture 'x'; known: ..."
+    try:
         model.load_state_dict(ckpt["model"])
     except (KeyError, RuntimeError) as e:
-        raise UserError(f"checkpoint weights do not fit architecture {ckpt['arch']!r}: {e}") from e
+        raise UserError(f"checkpoint weights do not fit architecture {ckpt['arch']!r}: {_mismatch(model, ckpt)}") from e
     return model.eval()
+
+
+def _mismatch(model: nn.Module, ckpt: dict[str, Any]) -> str:
+    """What differs between a model's state dict and a checkpoint's, in one line (torch's message spans many)."""
+    if "model" not in ckpt or not isinstance(ckpt["model"], dict):
+        return "the checkpoint holds no state dict under 'model'"
+    want, have = model.state_dict(), ckpt["model"]
+    missing, unexpected = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+    sized = [f"{k} {tuple(have[k].shape)} where the net has {tuple(want[k].shape)}" for k in want
+             if k in have and hasattr(have[k], "shape") and have[k].shape != want[k].shape]
+    parts = [f"{len(missing)} weights missing (e.g. {missing[0]})" if missing else "",
+             f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "",
+             f"{len(sized)} of another shape (e.g. {sized[0]})" if sized else ""]
+    return "; ".join(p for p in parts if p) + ": was it trained with another --arch or number of classes?"
 
 
 def sha256_file(path: str | Path) -> str:

@@ -36,7 +36,10 @@ def run(cfg: TrainConfig, resume: bool, overwrite: bool) -> None:
     except UserError as e:
         raise fail(str(e)) from None
     except KeyboardInterrupt:
-        console.print(f"interrupted: rerun with --resume to continue from {cfg.out}/last.pt", highlight=False)
+        last = Path(cfg.out) / "last.pt"
+        console.print(f"interrupted: rerun with --resume to continue from {last}" if last.is_file() else
+                      "interrupted before the first epoch ended: nothing to resume; rerun the same command",
+                      highlight=False)
         raise typer.Exit(130) from None
 
 
