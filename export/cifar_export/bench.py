@@ -90,8 +90,9 @@ def run_bench(cfg: BenchConfig) -> dict[str, object]:
         EngineRow("ort-fp32", str(onnx_result.path), _mb(onnx_result.path), onnx_result.published),
     ]
     for engine, precision, device in quantized:
-        qcfg = QuantizeConfig(precision, cfg.calibration_count, data=cfg.data, out=str(out), parity=parity,
-                              overwrite=True)
+        qcfg = QuantizeConfig(
+            precision, cfg.calibration_count, data=cfg.data, out=str(out), parity=parity, overwrite=True
+        )
         q = quantize_model(onnx_result.path, qcfg)
         rows.append(EngineRow(engine, str(q.path), _mb(q.path), q.published, device))
     if tta:  # what the views cost: the same weights without test-time augmentation

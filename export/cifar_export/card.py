@@ -118,11 +118,17 @@ def _folder_section(checks: list[dict]) -> list[str]:
             f"**{check['accuracy']:.2f}%**, {check['seconds']:.1f} s wall time = **{check['images_per_s']:.0f} "
             f"images/s** (process start to exit, batch {check['batch_size']}), peak RSS of the cifar-infer process "
             f"{check['peak_rss_mb']:.0f} MB."
-            + (f" Mean confidence {check['mean_confidence']:.2f}%, expected calibration error **{check['ece']:.2f}%**."
-               if "ece" in check else "")
-            + (f" At the recommended `--min-confidence {check['min_confidence']:.4f}`: {check['coverage']:.1f}% of "
-               f"the files accepted, {check['accepted_accuracy']:.2f}% of them correct."
-               if check.get("coverage") is not None and check.get("accepted_accuracy") is not None else ""),
+            + (
+                f" Mean confidence {check['mean_confidence']:.2f}%, expected calibration error **{check['ece']:.2f}%**."
+                if "ece" in check
+                else ""
+            )
+            + (
+                f" At the recommended `--min-confidence {check['min_confidence']:.4f}`: {check['coverage']:.1f}% of "
+                f"the files accepted, {check['accepted_accuracy']:.2f}% of them correct."
+                if check.get("coverage") is not None and check.get("accepted_accuracy") is not None
+                else ""
+            ),
             "",
         ]
     return lines
@@ -133,8 +139,11 @@ def _confidence_section(metrics: dict, tta: int) -> list[str]:
     fits = metrics.get("temperature_scaling") or {}
     lines = ["## Confidence", ""]
     if not fits:
-        return lines + ["No temperature was fitted (the run predates temperature scaling or held out no validation "
-                        "split): the exported files' probabilities are as trained, not calibrated.", ""]
+        return lines + [
+            "No temperature was fitted (the run predates temperature scaling or held out no validation "
+            "split): the exported files' probabilities are as trained, not calibrated.",
+            "",
+        ]
     lines += [
         "One temperature T per test-time augmentation level, fitted by minimising the NLL of the validation split's "
         "logits (Guo et al. 2017) and folded into every exported graph: the files' probabilities are "
@@ -147,11 +156,17 @@ def _confidence_section(metrics: dict, tta: int) -> list[str]:
         for split in ("val", "test"):
             before, after = fit[f"{split}_before"], fit[f"{split}_after"]
             confidence = f"{before['mean_confidence']:.2%} → {after['mean_confidence']:.2%}"
-            rows.append([
-                level, f"{fit['temperature']:.4f}", split, confidence,
-                f"{before['ece']:.2%} → **{after['ece']:.2%}**", f"{before['nll']:.4f} → {after['nll']:.4f}",
-                f"{before['brier']:.4f} → {after['brier']:.4f}",
-            ])
+            rows.append(
+                [
+                    level,
+                    f"{fit['temperature']:.4f}",
+                    split,
+                    confidence,
+                    f"{before['ece']:.2%} → **{after['ece']:.2%}**",
+                    f"{before['nll']:.4f} → {after['nll']:.4f}",
+                    f"{before['brier']:.4f} → {after['brier']:.4f}",
+                ]
+            )
     lines += _table(["TTA", "T", "split", "mean confidence", "ECE", "NLL", "Brier"], rows)
     own = fits.get(str(tta))
     if own:
@@ -212,11 +227,14 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
         f"{metrics['epochs']} selected on the {metrics['selected_on']} split. Input: float32 NCHW "
         f"{cfg['image_size']}×{cfg['image_size']} RGB, normalised with mean/std from the file's metadata; output: "
         f"10 logits for {', '.join(test['classes'])}."
-        + (f" Test-time augmentation level {cfg['tta']} (mirror and one-pixel shifts: six views averaged) is part of "
-           f"the exported graph `{onnx_name}`, so every runtime computes the reported figure."
-           if cfg.get("tta") == 2 else
-           f" Test-time augmentation level {cfg['tta']} (mirror) is part of the exported graph `{onnx_name}`."
-           if cfg.get("tta") == 1 else ""),
+        + (
+            f" Test-time augmentation level {cfg['tta']} (mirror and one-pixel shifts: six views averaged) is part of "
+            f"the exported graph `{onnx_name}`, so every runtime computes the reported figure."
+            if cfg.get("tta") == 2
+            else f" Test-time augmentation level {cfg['tta']} (mirror) is part of the exported graph `{onnx_name}`."
+            if cfg.get("tta") == 1
+            else ""
+        ),
         "",
         "## Data",
         "",

@@ -59,13 +59,26 @@ StaticBatch = Annotated[
 ]
 Tta = Annotated[
     int,
-    typer.Option("--tta", min=-1, max=2, help="Test-time augmentation inside the graph: 0 none, 1 mirror, 2 mirror + "
-                 "1-pixel shifts; -1 = what the run evaluated with (its reported accuracy)."),
+    typer.Option(
+        "--tta",
+        min=-1,
+        max=2,
+        help="Test-time augmentation inside the graph: 0 none, 1 mirror, 2 mirror + "
+        "1-pixel shifts; -1 = what the run evaluated with (its reported accuracy).",
+    ),
 ]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace files that already exist.", metavar="")]
-Raw = Annotated[bool, typer.Option("--raw", metavar="", help=(
-    "ONNX only: a self-contained <name>.raw.onnx that takes uint8 (N, H, W, 3) RGB pixels, does the scaling, "
-    "mean/std and layout change inside the graph, and outputs logits and probabilities."))]
+Raw = Annotated[
+    bool,
+    typer.Option(
+        "--raw",
+        metavar="",
+        help=(
+            "ONNX only: a self-contained <name>.raw.onnx that takes uint8 (N, H, W, 3) RGB pixels, does the scaling, "
+            "mean/std and layout change inside the graph, and outputs logits and probabilities."
+        ),
+    ),
+]
 Atol = Annotated[float, typer.Option("--atol", min=0.0, help="fp32: largest allowed |logit difference|.")]
 MinAgreement = Annotated[
     float, typer.Option("--min-agreement", min=0.0, max=100.0, help="fp32: top-1 agreement required, percent.")
@@ -118,8 +131,14 @@ def export_command(formats: tuple[str, ...], name: str, help_: str) -> None:
         raw: Raw = False,
     ) -> None:
         parity = ParityConfig(atol=atol, min_agreement=min_agreement, limit=limit)
-        cfg = ExportConfig(out=out, options=ExportOptions(opset, static_batch, raw), tta=tta, data=data,
-                           parity=parity, overwrite=overwrite)
+        cfg = ExportConfig(
+            out=out,
+            options=ExportOptions(opset, static_batch, raw),
+            tta=tta,
+            data=data,
+            parity=parity,
+            overwrite=overwrite,
+        )
         with user_errors():
             checkpoints = [checkpoint] if checkpoint else best_checkpoints()
             if checkpoint is None:
@@ -182,8 +201,9 @@ def quantize(
     if not precisions:
         raise typer.BadParameter("pass --int8, --fp16 or both")
     parity = ParityConfig(max_drop=max_drop, limit=limit)
-    configs = [QuantizeConfig(p, calibration_count, data=data, out=out, parity=parity, overwrite=overwrite)
-               for p in precisions]
+    configs = [
+        QuantizeConfig(p, calibration_count, data=data, out=out, parity=parity, overwrite=overwrite) for p in precisions
+    ]
     with user_errors():
         _show([quantize_model(model_file, cfg) for cfg in configs])
 
@@ -239,26 +259,40 @@ def bench(
 def folder_check(
     model: Annotated[Path | None, typer.Argument(help="ONNX file. Default: the runtime's bundled model.")] = None,
     data: Annotated[
-        Path, typer.Option("--data", help="A labelled folder <class>/<images>, or an ImageFolder root (its test/ "
-                           "split is scored). Class folders must be the model's.")
+        Path,
+        typer.Option(
+            "--data",
+            help="A labelled folder <class>/<images>, or an ImageFolder root (its test/ "
+            "split is scored). Class folders must be the model's.",
+        ),
     ] = Path("data"),
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="cifar-infer's batch size.")] = 64,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Result JSON. Default: folder_check.<model name>.json beside the "
-                                  "model (folder_check.json for the bundled one).", show_default=False)
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Result JSON. Default: folder_check.<model name>.json beside the "
+            "model (folder_check.json for the bundled one).",
+            show_default=False,
+        ),
     ] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Classify a labelled folder with the real cifar-infer CLI; report accuracy, images/s and peak RSS."""
     if out is None:
-        out = model.with_name(f"folder_check.{model.name.removesuffix('.onnx')}.json") if model else Path(
-            "folder_check.json")
+        out = (
+            model.with_name(f"folder_check.{model.name.removesuffix('.onnx')}.json")
+            if model
+            else Path("folder_check.json")
+        )
     with user_errors():
         refuse_overwrite([out], overwrite)
         result = check_folder(model, data, out.with_name(out.stem + ".predictions.jsonl"), batch_size)
         write_check(result, out)
-    console.print(f"{result.classified}/{result.files} classified, accuracy {result.accuracy:.2f}%, "
-                  f"{result.images_per_s:.0f} images/s, peak RSS {result.peak_rss_mb:.0f} MB -> {out}")
+    console.print(
+        f"{result.classified}/{result.files} classified, accuracy {result.accuracy:.2f}%, "
+        f"{result.images_per_s:.0f} images/s, peak RSS {result.peak_rss_mb:.0f} MB -> {out}"
+    )
 
 
 @app.command()
@@ -275,13 +309,16 @@ def card(
 def web(
     model_file: Annotated[Path, typer.Argument(help="A self-contained .raw.onnx (`cifar-export onnx CKPT --raw`).")],
     out: Annotated[
-        Path | None, typer.Option("--out", help="The folder to write. Default: <model>.web beside it.",
-                                  show_default=False)
+        Path | None,
+        typer.Option("--out", help="The folder to write. Default: <model>.web beside it.", show_default=False),
     ] = None,
     ort_dist: Annotated[
         Path | None,
-        typer.Option("--ort-dist", help="onnxruntime-web's dist/ folder. Default: web/node_modules/... of this "
-                                        "clone (`npm ci --prefix web`).", show_default=False),
+        typer.Option(
+            "--ort-dist",
+            help="onnxruntime-web's dist/ folder. Default: web/node_modules/... of this clone (`npm ci --prefix web`).",
+            show_default=False,
+        ),
     ] = None,
     overwrite: Overwrite = False,
 ) -> None:
@@ -289,5 +326,6 @@ def web(
     with user_errors():
         folder = out if out is not None else model_file.with_name(model_file.name.removesuffix(".onnx") + ".web")
         written = build_page(model_file, WebConfig(folder, ort_dist, overwrite))
-        console.print(f"written {written}: serve it with `python -m http.server -d {written}` and open "
-                      "http://localhost:8000")
+        console.print(
+            f"written {written}: serve it with `python -m http.server -d {written}` and open http://localhost:8000"
+        )

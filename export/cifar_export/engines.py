@@ -30,8 +30,10 @@ class Engine:
 
     def logits(self, inputs: np.ndarray, batch_size: int) -> np.ndarray:
         """Logits for all inputs, `batch_size` at a time."""
-        chunks = [np.asarray(self.run(np.ascontiguousarray(inputs[i:i + batch_size])), dtype=np.float32)
-                  for i in range(0, len(inputs), batch_size)]
+        chunks = [
+            np.asarray(self.run(np.ascontiguousarray(inputs[i : i + batch_size])), dtype=np.float32)
+            for i in range(0, len(inputs), batch_size)
+        ]
         return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
 
 
@@ -52,8 +54,10 @@ def onnx_engine(path: Path, device: str = "cpu") -> Engine:
     info = classifier.info
     run = classifier.logits
     if info.layout == "NHWC":
+
         def run(x: np.ndarray) -> np.ndarray:
             return classifier.logits(pixels_of(x, info))
+
     return Engine("ort", run, classifier.providers[0], info, classifier.static_batch)
 
 

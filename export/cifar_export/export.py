@@ -104,15 +104,17 @@ def export_checkpoint(checkpoint: Path, formats: tuple[str, ...], cfg: ExportCon
     return results
 
 
-def export_candidate(fmt: Format, source: Source, tta: int, info: ModelInfo, options: ExportOptions,
-                     tmp_file: Path) -> Engine:
+def export_candidate(
+    fmt: Format, source: Source, tta: int, info: ModelInfo, options: ExportOptions, tmp_file: Path
+) -> Engine:
     """Write the candidate to tmp_file and read it back: parity runs on what is on disk."""
     fmt.export(build_model(source, tta), info, options, tmp_file)
     return fmt.load(tmp_file)
 
 
-def publish(report: ParityReport, info: ModelInfo, fmt: Format, candidate: Path, path: Path,
-            record: dict[str, object]) -> ExportResult:
+def publish(
+    report: ParityReport, info: ModelInfo, fmt: Format, candidate: Path, path: Path, record: dict[str, object]
+) -> ExportResult:
     """Embed the report in the metadata and write file + report: at `path` if it passed, else as FAILED."""
     props = info.to_props()
     props["parity"] = json.dumps(report.to_dict())

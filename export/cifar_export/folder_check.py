@@ -79,8 +79,16 @@ def check_folder(model: Path | None, data: Path, predictions: Path, batch_size: 
     folder, files, _ = labelled_files(data, "test", classifier.classes)
     # The file named is the file scored: cifar-infer's default `--precision auto` could pick its int8 sibling.
     precision = ["--precision", classifier.info.precision] if model else []
-    cmd = [*cifar_infer_command(), str(folder), "--format", "jsonl", "--output", str(predictions),
-           "--batch-size", str(batch_size)] + (["--model", str(model), *precision] if model else [])
+    cmd = [
+        *cifar_infer_command(),
+        str(folder),
+        "--format",
+        "jsonl",
+        "--output",
+        str(predictions),
+        "--batch-size",
+        str(batch_size),
+    ] + (["--model", str(model), *precision] if model else [])
     r, seconds, peak_mb = run_measured(cmd)
     if r.returncode not in (0, 1):  # 1: some files failed, each with its row
         raise ExportError(f"cifar-infer exited {r.returncode}: {(r.stderr.strip().splitlines() or [''])[-1]}")

@@ -42,8 +42,10 @@ def labelled_files(data: str | Path, split: str, classes: tuple[str, ...]) -> tu
     paths, labels, found = scan_image_folder(folder)
     unknown = [c for c in found if c not in classes]
     if unknown:
-        raise ExportError(f"{folder} has class folders the model does not know ({', '.join(unknown[:5])}); it "
-                          f"predicts {', '.join(classes)}: pass --data with the model's class folders")
+        raise ExportError(
+            f"{folder} has class folders the model does not know ({', '.join(unknown[:5])}); it "
+            f"predicts {', '.join(classes)}: pass --data with the model's class folders"
+        )
     return folder, paths, [classes.index(found[i]) for i in labels]
 
 

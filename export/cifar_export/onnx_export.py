@@ -101,10 +101,14 @@ def fold_batchnorm_through_maxpool(graph: onnx.GraphProto) -> int:
         if not (a > 0).all():
             continue
         weight = numpy_helper.to_array(inits[conv.input[1]]).astype(np.float64)  # (C, C_in/groups, kH, kW)
-        bias = (numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64)
-                if len(conv.input) > 2 and conv.input[2] else np.zeros_like(a))
-        inits[conv.input[1]].CopyFrom(numpy_helper.from_array(
-            (weight * a[:, None, None, None]).astype(np.float32), conv.input[1]))
+        bias = (
+            numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64)
+            if len(conv.input) > 2 and conv.input[2]
+            else np.zeros_like(a)
+        )
+        inits[conv.input[1]].CopyFrom(
+            numpy_helper.from_array((weight * a[:, None, None, None]).astype(np.float32), conv.input[1])
+        )
         bias_name = f"{conv.input[1]}_folded_bias"
         graph.initializer.append(numpy_helper.from_array((bias * a + shift - mean * a).astype(np.float32), bias_name))
         replaced.update([*norm.input[1:5], *conv.input[2:]])
@@ -142,8 +146,9 @@ def check_opset(opset: int) -> None:
     """Refuse an opset before the exporter runs: 18 up to the newest the installed onnx package knows."""
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
-        raise ExportError(f"--opset {opset} is not supported: use {MIN_OPSET} to {newest} (the newest the installed "
-                          "onnx knows)")
+        raise ExportError(
+            f"--opset {opset} is not supported: use {MIN_OPSET} to {newest} (the newest the installed onnx knows)"
+        )
 
 
 def set_metadata(proto: onnx.ModelProto, props: dict[str, str]) -> None:
@@ -189,5 +194,14 @@ def _export(model: nn.Module, info: ModelInfo, opts: ExportOptions, path: Path) 
     save_onnx(export_onnx(model, info, opts.opset, opts.static_batch), path)
 
 
-FORMAT = register(Format("onnx", ".onnx", "ONNX (dynamo exporter, opset 20 by default), for any ONNX runtime",
-                         _export, onnx_engine, restamp, raw_ok=True))
+FORMAT = register(
+    Format(
+        "onnx",
+        ".onnx",
+        "ONNX (dynamo exporter, opset 20 by default), for any ONNX runtime",
+        _export,
+        onnx_engine,
+        restamp,
+        raw_ok=True,
+    )
+)

@@ -63,5 +63,13 @@ def restamp(src: Path, props: dict[str, str], dst: Path) -> None:
     save_program(program, props, dst)
 
 
-FORMAT = register(Format("pt2", ".pt2", "torch.export ExportedProgram, PyTorch's supported deployment format",
-                         export_program, load_engine, restamp))
+FORMAT = register(
+    Format(
+        "pt2",
+        ".pt2",
+        "torch.export ExportedProgram, PyTorch's supported deployment format",
+        export_program,
+        load_engine,
+        restamp,
+    )
+)

@@ -120,7 +120,7 @@ class _Calibration(CalibrationDataReader):
     def __init__(self, inputs: np.ndarray, batch: int) -> None:
         # Whole batches only: a static-batch file takes no other size, and a remainder adds nothing to the ranges.
         whole = max(len(inputs) // batch, 1) * batch
-        self._feeds = ({INPUT: np.ascontiguousarray(inputs[i:i + batch])} for i in range(0, whole, batch))
+        self._feeds = ({INPUT: np.ascontiguousarray(inputs[i : i + batch])} for i in range(0, whole, batch))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._feeds, None)

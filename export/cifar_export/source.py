@@ -96,8 +96,12 @@ def model_info(source: Source, tta: int, extra: dict[str, str]) -> ModelInfo:
         test_acc=_at_level(metrics, "test_acc", tta, source.trained_tta),
         producer=PRODUCER,
         temperature=float(fit["temperature"]) if fit else None,
-        extra={"config": json.dumps(ckpt.get("config") or {}, default=str), "tta": str(tta),
-               **({"temperature_scaling": json.dumps(fit)} if fit else {}), **extra},
+        extra={
+            "config": json.dumps(ckpt.get("config") or {}, default=str),
+            "tta": str(tta),
+            **({"temperature_scaling": json.dumps(fit)} if fit else {}),
+            **extra,
+        },
     )
 
 

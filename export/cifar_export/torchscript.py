@@ -74,5 +74,13 @@ def _quiet_deprecation() -> Iterator[None]:
         yield
 
 
-FORMAT = register(Format("torchscript", ".torchscript.pt", "TorchScript (scripted), for libtorch and older PyTorch",
-                         export_torchscript, load_engine, restamp))
+FORMAT = register(
+    Format(
+        "torchscript",
+        ".torchscript.pt",
+        "TorchScript (scripted), for libtorch and older PyTorch",
+        export_torchscript,
+        load_engine,
+        restamp,
+    )
+)

@@ -43,8 +43,10 @@ def find_ort_dist(given: Path | None) -> Path:
         if all((folder / name).is_file() for name in ORT_FILES):
             return folder
     where = given or DIST_CANDIDATES[0]
-    raise ExportError(f"onnxruntime-web not found in {where}: run `npm ci --prefix web` in the repository (the "
-                      "version is pinned in web/package-lock.json) or pass --ort-dist DIST_FOLDER")
+    raise ExportError(
+        f"onnxruntime-web not found in {where}: run `npm ci --prefix web` in the repository (the "
+        "version is pinned in web/package-lock.json) or pass --ort-dist DIST_FOLDER"
+    )
 
 
 PAGE_FILES = ("index.html", "app.js", "model.json", "model.onnx")  # what marks a folder as one of our pages
@@ -60,8 +62,9 @@ def build_page(model: Path, cfg: WebConfig) -> Path:
             raise ExportError(f"{out} already exists: pass --overwrite to replace it, or --out another folder")
         # --overwrite replaces an earlier page, never a folder of the user's that happens to have that name
         if out.is_symlink() or not out.is_dir() or not all((out / name).is_file() for name in PAGE_FILES):
-            raise ExportError(f"{out} is not a page folder written by `cifar-export web`: not replacing it; "
-                              "pass --out a new folder")
+            raise ExportError(
+                f"{out} is not a page folder written by `cifar-export web`: not replacing it; pass --out a new folder"
+            )
         if model.resolve().is_relative_to(out.resolve()):
             raise ExportError(f"{model} is inside {out}: pass --out a folder that does not hold the model")
     ensure_writable(out.parent)
@@ -85,8 +88,10 @@ def check_model(model: Path) -> ModelInfo:
         raise ExportError(f"{model.name} failed its parity check: the page ships only published files")
     info = Classifier(model, device="cpu", precision=None).info
     if info.layout != "NHWC":
-        raise ExportError(f"{model.name} takes normalised floats (layout {info.layout}); the page feeds pixels: "
-                          "export it with `cifar-export onnx CHECKPOINT --raw` and pass the .raw.onnx file")
+        raise ExportError(
+            f"{model.name} takes normalised floats (layout {info.layout}); the page feeds pixels: "
+            "export it with `cifar-export onnx CHECKPOINT --raw` and pass the .raw.onnx file"
+        )
     parity = info.json_extra("parity")
     if isinstance(parity, dict) and not parity.get("passed", True):
         raise ExportError(f"{model.name} failed its parity check: the page ships only published files")
@@ -111,10 +116,16 @@ def _write_site(site: Path, model: Path, info: ModelInfo, dist: Path) -> None:
         if (dist.parent / name).is_file():
             shutil.copyfile(dist.parent / name, site / "ort" / name)
     meta = {
-        "arch": info.arch, "classes": list(info.classes), "input_size": list(info.input_size),
-        "layout": info.layout, "precision": info.precision, "test_acc": info.test_acc,
-        "temperature": info.temperature, "recommended_min_confidence": info.recommended_min_confidence,
-        "model_sha256": sha256_file(model), "source_sha256": info.source_sha256,
+        "arch": info.arch,
+        "classes": list(info.classes),
+        "input_size": list(info.input_size),
+        "layout": info.layout,
+        "precision": info.precision,
+        "test_acc": info.test_acc,
+        "temperature": info.temperature,
+        "recommended_min_confidence": info.recommended_min_confidence,
+        "model_sha256": sha256_file(model),
+        "source_sha256": info.source_sha256,
         "onnxruntime_web": _npm_version(dist),
     }
     (site / "model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

@@ -66,8 +66,10 @@ def model_lines(classifier: Classifier) -> list[str]:
 def _calibration(info: ModelInfo) -> str:
     if info.temperature is None:
         return "uncalibrated (no temperature in this file: probabilities as trained, often over- or under-confident)"
-    line = f"calibrated (temperature {info.temperature:.4f} fitted on validation, folded into the graph; " \
-           "the network's own logits = output x temperature)"
+    line = (
+        f"calibrated (temperature {info.temperature:.4f} fitted on validation, folded into the graph; "
+        "the network's own logits = output x temperature)"
+    )
     threshold = info.recommended_min_confidence
     return line + (f"; recommended --min-confidence {threshold:.4f}" if threshold is not None else "")
 

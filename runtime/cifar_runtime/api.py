@@ -94,8 +94,10 @@ class Classifier:
                 )
             dtypes = _INPUT_DTYPES[self.info.layout]
             if inputs[0].type not in dtypes:
-                raise ModelError(f"{source} takes {inputs[0].type}; layout {self.info.layout} takes "
-                                 f"{' or '.join(dtypes)}: re-export it")
+                raise ModelError(
+                    f"{source} takes {inputs[0].type}; layout {self.info.layout} takes "
+                    f"{' or '.join(dtypes)}: re-export it"
+                )
             self._input_name: str = inputs[0].name
             self._output_name: str = outputs[0].name  # logits (a --raw file also outputs probabilities, unused)
             self._input_dtype = dtypes[inputs[0].type]
@@ -209,8 +211,10 @@ class Classifier:
         if len(batch) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         if (batch.dtype == np.uint8) != (self.info.layout == "NHWC"):
-            raise UsageError(f"{self.model_path.name} (layout {self.info.layout}) takes "
-                             f"{LAYOUTS[self.info.layout]}, got {batch.dtype} {batch.shape}: use model_input()")
+            raise UsageError(
+                f"{self.model_path.name} (layout {self.info.layout}) takes "
+                f"{LAYOUTS[self.info.layout]}, got {batch.dtype} {batch.shape}: use model_input()"
+            )
         feed = {self._input_name: batch.astype(self._input_dtype, copy=False)}
         try:
             (out,) = self._session.run([self._output_name], feed)
@@ -255,25 +259,30 @@ class Classifier:
         """UsageError unless 1 <= batch_size <= max_batch_size."""
         if not 1 <= batch_size <= self.max_batch_size:
             h, w = self.input_size
-            raise UsageError(f"{name} must be between 1 and {self.max_batch_size} for this model (memory grows with "
-                             f"the batch: {self.max_batch_size} images of {h}x{w} are {BATCH_BYTES >> 20} MB of "
-                             f"input), got {batch_size}")
+            raise UsageError(
+                f"{name} must be between 1 and {self.max_batch_size} for this model (memory grows with "
+                f"the batch: {self.max_batch_size} images of {h}x{w} are {BATCH_BYTES >> 20} MB of "
+                f"input), got {batch_size}"
+            )
 
 
 def _min_confidence(value: float | str, info: ModelInfo, source: str) -> float:
     if value == RECOMMENDED:
         recommended = info.recommended_min_confidence
         if recommended is None:
-            raise UsageError(f"{source} records no recommended confidence threshold (it was exported without a "
-                             "fitted temperature): give a number between 0 and 1")
+            raise UsageError(
+                f"{source} records no recommended confidence threshold (it was exported without a "
+                "fitted temperature): give a number between 0 and 1"
+            )
         return recommended
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = float("nan")
     if not 0 <= number <= 1:  # nan fails too
-        raise UsageError(f"the minimum confidence must be a probability between 0 and 1 or {RECOMMENDED!r}, "
-                         f"got {value!r}")
+        raise UsageError(
+            f"the minimum confidence must be a probability between 0 and 1 or {RECOMMENDED!r}, got {value!r}"
+        )
     return number
 
 

@@ -74,7 +74,7 @@ app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions
 MIN_CONFIDENCE = typer.Option(
     "--min-confidence",
     metavar="P",
-    help="Mark a file whose confidence is below P (0 to 1) as abstained: its row says \"abstained\": true and the "
+    help='Mark a file whose confidence is below P (0 to 1) as abstained: its row says "abstained": true and the '
     "summary counts it. 'recommended': the threshold the model records (chosen on validation for 99%% accuracy of "
     "the accepted files; see --info).",
 )

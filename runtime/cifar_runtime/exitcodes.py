@@ -13,6 +13,7 @@ EXIT_OUTPUT_FAILED = 4
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a process killed by Ctrl-C
 EXIT_READER_GONE = 141  # 128 + SIGPIPE, as shells report `yes | head`'s yes
 
+
 def error_exit_code(e: CifarRuntimeError) -> int:
     """The code for one of our errors: a failed write while running is 4, everything else the user can fix is 2."""
     if isinstance(e, ReaderGone):

@@ -129,8 +129,14 @@ def infer_files(cfg: InferConfig, args: Sequence[str], stdin: TextIO, stdout: Te
 def run_settings(cfg: InferConfig, classifier: Classifier) -> dict[str, object]:
     """What decides the content of a row, as --resume compares it: the model file that runs and the flags."""
     digest = hashlib.sha256(classifier.model_path.read_bytes()).hexdigest()
-    return {"model": classifier.model_path.name, "model_sha256": digest, "top_k": cfg.top_k,
-            "min_confidence": classifier.min_confidence, "exact": cfg.exact, "format": cfg.format}
+    return {
+        "model": classifier.model_path.name,
+        "model_sha256": digest,
+        "top_k": cfg.top_k,
+        "min_confidence": classifier.min_confidence,
+        "exact": cfg.exact,
+        "format": cfg.format,
+    }
 
 
 def _check(cfg: InferConfig) -> None:

@@ -153,8 +153,17 @@ def _first_problem(info: ModelInfo, logits_width: int | None) -> str | None:
 
 _KNOWN_KEYS = frozenset(
     REQUIRED_KEYS
-    + ("schema", "interpolation", "layout", "precision", "source_sha256", "val_acc", "test_acc", "producer",
-       "temperature")
+    + (
+        "schema",
+        "interpolation",
+        "layout",
+        "precision",
+        "source_sha256",
+        "val_acc",
+        "test_acc",
+        "producer",
+        "temperature",
+    )
 )
 
 

@@ -125,8 +125,10 @@ def read_pixels(
 def check_supported(info: ModelInfo, source: str) -> None:
     """ModelError when the model asks for an input layout or a resize this runtime does not implement."""
     if info.layout not in LAYOUTS:
-        raise ModelError(f"{source} takes layout {info.layout!r}; this runtime feeds {' or '.join(LAYOUTS)}: "
-                         "upgrade cifar-runtime or re-export it")
+        raise ModelError(
+            f"{source} takes layout {info.layout!r}; this runtime feeds {' or '.join(LAYOUTS)}: "
+            "upgrade cifar-runtime or re-export it"
+        )
     if info.interpolation not in INTERPOLATIONS:
         raise ModelError(
             f"{source} asks for interpolation {info.interpolation!r}; this runtime knows "

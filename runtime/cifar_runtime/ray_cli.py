@@ -94,8 +94,17 @@ def classify(
     except InstallError as e:
         _say(f"{PROG}: error: {e}")
         raise typer.Exit(EXIT_USAGE) from None
-    cfg = RayConfig(model, top_k, batch_size, precision.value, max_pixels, exact, actors, cpus_per_actor,
-                    min_confidence=min_confidence_flag(min_confidence))
+    cfg = RayConfig(
+        model,
+        top_k,
+        batch_size,
+        precision.value,
+        max_pixels,
+        exact,
+        actors,
+        cpus_per_actor,
+        min_confidence=min_confidence_flag(min_confidence),
+    )
     raise typer.Exit(_run(cfg, paths, output, fmt.value, address))
 
 

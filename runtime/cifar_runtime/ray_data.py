@@ -81,8 +81,9 @@ class RayConfig:
 class ClassifyBatch:
     """The map_batches callable: one Classifier per actor, built once, then a batch of inputs -> result rows."""
 
-    def __init__(self, model_name: str, model_bytes: bytes, top_k: int, decode: DecodeConfig,
-                 min_confidence: float) -> None:
+    def __init__(
+        self, model_name: str, model_bytes: bytes, top_k: int, decode: DecodeConfig, min_confidence: float
+    ) -> None:
         return_large_frees_to_os()  # as cifar-infer does: the actor owns its heap and decodes many images
         with tempfile.TemporaryDirectory(prefix="cifar-ray-") as tmp:  # ORT reads the file whole when it opens it
             path = Path(tmp) / model_name  # the file's own name, so a message names the model the user gave
@@ -110,8 +111,9 @@ def classify_dataset(ds: Dataset, cfg: RayConfig = RayConfig()) -> Dataset:
     decode = DecodeConfig(cfg.max_pixels, cfg.exact)
     # The driver picks the file that runs (an int8 sibling with `auto`, as cifar-infer on CPU), and fails here,
     # once, on a bad model or top_k; the actors get that one file's bytes, so no node needs the model on disk.
-    chosen = Classifier(cfg.model, device="cpu", precision=cfg.precision, decode=decode,
-                        min_confidence=cfg.min_confidence)
+    chosen = Classifier(
+        cfg.model, device="cpu", precision=cfg.precision, decode=decode, min_confidence=cfg.min_confidence
+    )
     chosen.check_top_k(cfg.top_k, "--top-k")
     chosen.check_batch_size(cfg.batch_size, "--batch-size")
     model = chosen.model_path
@@ -145,8 +147,9 @@ def read_inputs(
         return ray.data.read_binary_files(uris, include_paths=True, file_extensions=extensions), []
     found = find_images(inputs, stdin)
     if output is not None and (overwritten := input_at(output, inputs, found.files)) is not None:
-        raise UsageError(f"--output {output} is one of the inputs ({overwritten}): writing there would destroy it; "
-                         "give another file")
+        raise UsageError(
+            f"--output {output} is one of the inputs ({overwritten}): writing there would destroy it; give another file"
+        )
     if not found.files and not found.unreadable:
         names = ", ".join("stdin" if a == STDIN else a for a in inputs[:3]) + (", ..." if len(inputs) > 3 else "")
         raise UsageError(f"no image files found in {names}")

@@ -41,11 +41,15 @@ def check_settings(output: Path, settings: dict[str, object]) -> None:
     differ = [k for k in settings if k != "model" and k in earlier and earlier[k] != settings[k]]
     if differ:
         said = "; ".join(
-            f"the model was {earlier.get('model')!r}, now {settings['model']!r}" if k == "model_sha256"
-            else f"{k} was {earlier[k]!r}, now {settings[k]!r}" for k in differ
+            f"the model was {earlier.get('model')!r}, now {settings['model']!r}"
+            if k == "model_sha256"
+            else f"{k} was {earlier[k]!r}, now {settings[k]!r}"
+            for k in differ
         )
-        raise UsageError(f"cannot resume {output}: its rows were made with other settings ({said}): pass the same "
-                         "flags, or write to a new --output")
+        raise UsageError(
+            f"cannot resume {output}: its rows were made with other settings ({said}): pass the same "
+            "flags, or write to a new --output"
+        )
 
 
 def write_settings(output: Path, settings: dict[str, object]) -> None:

@@ -28,8 +28,11 @@ def test_missing_checkpoint(tmp_path: Path) -> None:
 
 def test_a_run_folder_instead_of_its_checkpoint_says_which_file_to_pass(cnn_checkpoint: Path) -> None:
     run = cnn_checkpoint.parent
-    fails(["onnx", str(run)], 2, f"{run} is a folder, not a checkpoint: pass the .pt file of a cifar-train run, "
-          f"e.g. {run / 'best.pt'}")
+    fails(
+        ["onnx", str(run)],
+        2,
+        f"{run} is a folder, not a checkpoint: pass the .pt file of a cifar-train run, e.g. {run / 'best.pt'}",
+    )
 
 
 def test_corrupt_checkpoint(tmp_path: Path) -> None:
@@ -44,11 +47,17 @@ def test_truncated_checkpoint(cnn_checkpoint: Path, tmp_path: Path) -> None:
     fails(["torchscript", str(cut)], 2, "cannot read checkpoint")
 
 
-@pytest.mark.parametrize(("arch", "says"), [
-    ("resnet18", "do not fit architecture 'resnet18': 122 weights missing (e.g. bn1.bias); 39 unexpected "
-                 "(e.g. classifier.1.bias): was it trained with another --arch or number of classes?"),
-    ("vgg16", "unknown architecture"),
-])
+@pytest.mark.parametrize(
+    ("arch", "says"),
+    [
+        (
+            "resnet18",
+            "do not fit architecture 'resnet18': 122 weights missing (e.g. bn1.bias); 39 unexpected "
+            "(e.g. classifier.1.bias): was it trained with another --arch or number of classes?",
+        ),
+        ("vgg16", "unknown architecture"),
+    ],
+)
 def test_wrong_architecture(arch: str, says: str, cnn_checkpoint: Path, tmp_path: Path) -> None:
     ckpt = torch.load(cnn_checkpoint, weights_only=True)
     ckpt["arch"] = arch  # CNN weights under another architecture's name
@@ -97,11 +106,16 @@ def test_help_documents_the_exit_codes() -> None:
 
 @pytest.mark.parametrize(
     ("flags", "says"),
-    [(["--opset", "99"], "--opset 99 is not supported"), (["--static-batch", "-1"], "--static-batch"),
-     (["--limit", "-5"], "--limit"), (["--tta", "3"], "--tta")],
+    [
+        (["--opset", "99"], "--opset 99 is not supported"),
+        (["--static-batch", "-1"], "--static-batch"),
+        (["--limit", "-5"], "--limit"),
+        (["--tta", "3"], "--tta"),
+    ],
 )
-def test_out_of_range_flags_are_refused_before_any_work(flags: list[str], says: str, cnn_checkpoint: Path,
-                                                         tmp_path: Path) -> None:
+def test_out_of_range_flags_are_refused_before_any_work(
+    flags: list[str], says: str, cnn_checkpoint: Path, tmp_path: Path
+) -> None:
     result = runner.invoke(app, ["onnx", str(cnn_checkpoint), "--out", str(tmp_path), *flags])
     assert result.exit_code == 2, result.output
     assert says in result.output and "Traceback" not in result.output
@@ -121,16 +135,19 @@ class Payload:
 
 
 @pytest.mark.parametrize("command", ["onnx", "verify", "bench"])
-def test_a_checkpoint_carrying_pickled_code_is_refused_and_nothing_runs(command: str, cnn_checkpoint: Path,
-                                                                         tmp_path: Path) -> None:
+def test_a_checkpoint_carrying_pickled_code_is_refused_and_nothing_runs(
+    command: str, cnn_checkpoint: Path, tmp_path: Path
+) -> None:
     marker = tmp_path / "pwned"
     ckpt = torch.load(cnn_checkpoint, weights_only=True)
     ckpt["metrics"] = Payload(marker)
     evil = tmp_path / "best.pt"
     torch.save(ckpt, evil)
-    args = {"onnx": ["onnx", str(evil), "--out", str(tmp_path / "o")],
-            "verify": ["verify", str(tmp_path / "cnn.onnx"), "--checkpoint", str(evil)],
-            "bench": ["bench", str(evil), "--out", str(tmp_path / "b")]}[command]
+    args = {
+        "onnx": ["onnx", str(evil), "--out", str(tmp_path / "o")],
+        "verify": ["verify", str(tmp_path / "cnn.onnx"), "--checkpoint", str(evil)],
+        "bench": ["bench", str(evil), "--out", str(tmp_path / "b")],
+    }[command]
     if command == "verify":
         assert runner.invoke(app, ["onnx", str(cnn_checkpoint), "--out", str(tmp_path), "--limit", "8"]).exit_code == 0
     result = runner.invoke(app, args)
@@ -145,8 +162,9 @@ def test_switches_show_no_value_placeholder() -> None:
 
 
 @pytest.mark.parametrize("name", ["cat\x1b[2J", "line\nbreak", ""])
-def test_hostile_class_names_are_refused_before_anything_is_written(name: str, cnn_checkpoint: Path,
-                                                                    tmp_path: Path) -> None:
+def test_hostile_class_names_are_refused_before_anything_is_written(
+    name: str, cnn_checkpoint: Path, tmp_path: Path
+) -> None:
     ckpt = torch.load(cnn_checkpoint, weights_only=True)
     ckpt["classes"][3] = name
     path = tmp_path / "best.pt"

@@ -14,11 +14,13 @@ from cifar_export.folder_check import run_measured
 runner = CliRunner()
 
 
-def test_an_imagefolder_root_scores_its_test_split_only(cnn_exported: Path, cifar_fixture: Path,
-                                                        tmp_path: Path) -> None:
+def test_an_imagefolder_root_scores_its_test_split_only(
+    cnn_exported: Path, cifar_fixture: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "check.json"
-    result = runner.invoke(app, ["folder-check", str(cnn_exported / "cnn.onnx"), "--data", str(cifar_fixture),
-                                 "--out", str(out)])
+    result = runner.invoke(
+        app, ["folder-check", str(cnn_exported / "cnn.onnx"), "--data", str(cifar_fixture), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     check = json.loads(out.read_text())
     assert check["files"] == 300 and check["folder"].endswith("test")  # not the 200 train images as well
@@ -32,8 +34,10 @@ def test_nothing_to_score_fails_loudly(cnn_exported: Path, cifar_fixture: Path, 
     unknown = tmp_path / "unknown"
     shutil.copytree(cifar_fixture / "test" / "cat", unknown / "kitty")
     for folder, says in ((empty, "no class folders"), (unknown, "does not know (kitty)")):
-        result = runner.invoke(app, ["folder-check", str(cnn_exported / "cnn.onnx"), "--data", str(folder),
-                                     "--out", str(tmp_path / "c.json")])
+        result = runner.invoke(
+            app,
+            ["folder-check", str(cnn_exported / "cnn.onnx"), "--data", str(folder), "--out", str(tmp_path / "c.json")],
+        )
         assert result.exit_code == 2 and says in result.stderr, result.output
 
 

@@ -30,8 +30,15 @@ class ConvPoolNorm(nn.Module):
 
 def export(model: nn.Module, tmp_path) -> onnx.ModelProto:
     model.eval()
-    program = torch.onnx.export(model, (torch.zeros(2, 3, 8, 8),), dynamo=True, opset_version=20, optimize=True,
-                                input_names=["image"], output_names=["logits"])
+    program = torch.onnx.export(
+        model,
+        (torch.zeros(2, 3, 8, 8),),
+        dynamo=True,
+        opset_version=20,
+        optimize=True,
+        input_names=["image"],
+        output_names=["logits"],
+    )
     return program.model_proto
 
 

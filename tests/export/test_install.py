@@ -20,11 +20,14 @@ def test_a_normal_install_exports_with_parity_on_shipped_images_from_tmp(tmp_pat
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     # The README's line, as a user types it: built as wheels, not linked to the checkout.
-    subprocess.run([*pip, str(ROOT / "runtime"), str(ROOT / "train"), str(ROOT / "export")], check=True,
-                   cwd=tmp_path)
+    subprocess.run([*pip, str(ROOT / "runtime"), str(ROOT / "train"), str(ROOT / "export")], check=True, cwd=tmp_path)
     out = tmp_path / "exported"
-    r = subprocess.run([str(venv / "bin" / "cifar-export"), "onnx", str(ROOT / "artifacts" / "cnn" / "best.pt"),
-                        "--out", str(out)], cwd=tmp_path, capture_output=True, text=True)
+    r = subprocess.run(
+        [str(venv / "bin" / "cifar-export"), "onnx", str(ROOT / "artifacts" / "cnn" / "best.pt"), "--out", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     report = (out / "cnn.onnx.parity.json").read_text()
     assert '"passed": true' in report and "site-packages/cifar_export/samples/cifar10/test" in report

@@ -28,8 +28,9 @@ def test_the_raw_file_declares_its_contract_and_takes_pixels(cnn_raw: Path) -> N
     assert [o.name for o in session.get_outputs()] == ["logits", "probabilities"]
     assert session.get_modelmeta().custom_metadata_map["layout"] == "NHWC"
     report = json.loads(cnn_raw.with_name(cnn_raw.name + ".parity.json").read_text())
-    assert report["published"] and all(r["max_abs"] <= 1e-4 and r["top1_agreement"] == 100.0
-                                       for r in report["parity"]["rows"])
+    assert report["published"] and all(
+        r["max_abs"] <= 1e-4 and r["top1_agreement"] == 100.0 for r in report["parity"]["rows"]
+    )
     # What a C# or JavaScript caller does: pixels in, probabilities out, nothing else.
     paths = scan_image_folder(SAMPLES / "test")[0][:10]
     clf = Classifier(cnn_raw, device="cpu")
@@ -53,8 +54,9 @@ def test_cifar_infer_gets_the_float_files_labels_from_the_raw_file(cnn_raw: Path
 
 
 def test_raw_int8_is_calibrated_on_pixels(cnn_raw: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["quantize", str(cnn_raw), "--int8", "--out", str(tmp_path), "--limit", "100",
-                                      "--calibration-count", "64"])
+    result = CliRunner().invoke(
+        app, ["quantize", str(cnn_raw), "--int8", "--out", str(tmp_path), "--limit", "100", "--calibration-count", "64"]
+    )
     assert result.exit_code == 0, result.output
     int8 = Classifier(tmp_path / "cnn.raw.int8.onnx", device="cpu")
     assert int8.info.layout == "NHWC" and int8.precision == "int8"

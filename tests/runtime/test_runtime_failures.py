@@ -206,8 +206,10 @@ def test_a_pytorch_checkpoint_or_a_folder_as_model_says_what_to_do(
     empty_folder = tmp_path / "empty"
     empty_folder.mkdir()
     scripted, program = tmp_path / "cnn.torchscript.pt", tmp_path / "cnn.pt2"  # torch.jit.save and torch.export.save
-    for path, names in ((scripted, ("code/__torch__/m.py", "data.pkl", "constants.pkl")),
-                        (program, ("archive_format", "models/model.json", "data/weights/w0"))):
+    for path, names in (
+        (scripted, ("code/__torch__/m.py", "data.pkl", "constants.pkl")),
+        (program, ("archive_format", "models/model.json", "data/weights/w0")),
+    ):
         with zipfile.ZipFile(path, "w") as archive:
             for name in names:
                 archive.writestr(f"x/{name}", "")

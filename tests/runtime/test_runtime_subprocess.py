@@ -109,7 +109,13 @@ def test_api_and_cli_never_import_torch(test_images: list[Path], cifar_fixture: 
 
 def test_a_reader_that_closes_the_pipe_stops_it_quietly(cifar_fixture: Path) -> None:
     """`cifar-infer folder | head -1`: no error line, exit 141 as any Unix filter whose reader left."""
-    done = subprocess.run(f"'{SCRIPT}' -m '{TINY}' -f jsonl '{cifar_fixture}' | head -1; exit ${{PIPESTATUS[0]}}",
-                          shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=TIMEOUT)
+    done = subprocess.run(
+        f"'{SCRIPT}' -m '{TINY}' -f jsonl '{cifar_fixture}' | head -1; exit ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert len(done.stdout.splitlines()) == 1 and json.loads(done.stdout)["label"]
     assert done.returncode == 141 and done.stderr == ""

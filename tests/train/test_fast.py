@@ -21,8 +21,18 @@ from cifar_train.run import train
 
 def fast_config(data: Path, out: Path, recipe: str = "fast", **changes):
     # Small batches so that a few hundred fixture images make several steps per epoch.
-    base = dict(data=str(data), out=str(out), val_size=50, batch_size=32, micro_batch=16, device="cpu", epochs=4,
-                lookahead_start=1, lookahead_every=2, whiten_bias_epochs=2)
+    base = dict(
+        data=str(data),
+        out=str(out),
+        val_size=50,
+        batch_size=32,
+        micro_batch=16,
+        device="cpu",
+        epochs=4,
+        lookahead_start=1,
+        lookahead_every=2,
+        whiten_bias_epochs=2,
+    )
     return replace(RECIPES[recipe].config, **{**base, **changes})
 
 
@@ -68,7 +78,7 @@ def test_triangle_schedule_warms_up_peaks_and_decays():
     peak = int(cfg.peak_at * cfg.epochs * steps)
     assert factors[0] == pytest.approx(cfg.warmup_from) and factors[peak] == pytest.approx(1.0)
     assert max(factors) == pytest.approx(1.0) and factors[-1] == pytest.approx(cfg.decay_to, abs=0.01)
-    assert all(a <= b for a, b in zip(factors[:peak], factors[1:peak + 1], strict=True))
+    assert all(a <= b for a, b in zip(factors[:peak], factors[1 : peak + 1], strict=True))
 
 
 def test_recipe_inits_whiten_freeze_and_group_the_optimizer(cifar_fixture):
@@ -189,8 +199,17 @@ def test_tensorboard_logs_every_epoch_offline(cifar_fixture, tmp_path):
     pytest.importorskip("tensorboard", reason="needs the tensorboard extra: pip install './train[tensorboard]'")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    train(replace(RECIPES["cnn"].config, data=str(cifar_fixture), out=str(tmp_path), val_size=50, epochs=2,
-                  device="cpu", tensorboard=True))
+    train(
+        replace(
+            RECIPES["cnn"].config,
+            data=str(cifar_fixture),
+            out=str(tmp_path),
+            val_size=50,
+            epochs=2,
+            device="cpu",
+            tensorboard=True,
+        )
+    )
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     assert [e.step for e in events.Scalars("val/acc")] == [1, 2]

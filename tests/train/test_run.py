@@ -31,8 +31,12 @@ def test_cnn_run_writes_every_output(cifar_fixture, tmp_path):
     assert {"train_loss", "val_acc", "lr", "seconds", "data_seconds", "step_images_per_s"} <= rows[0].keys()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test_acc"] == result.metrics["test_acc"]
-    assert metrics["selected_on"] == "val" and metrics["data"] == {"source": portable(str(cifar_fixture)), "train": 150,
-                                                                    "val": 50, "test": 300}
+    assert metrics["selected_on"] == "val" and metrics["data"] == {
+        "source": portable(str(cifar_fixture)),
+        "train": 150,
+        "val": 50,
+        "test": 300,
+    }
     assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 300
     assert set(metrics["test_roc_auc"]) == set(metrics["test"]["classes"])
     assert all(0.0 <= auc <= 1.0 for auc in metrics["test_roc_auc"].values())
@@ -95,29 +99,58 @@ def test_resume_after_a_crash_reaches_the_same_weights(cifar_fixture, tmp_path, 
 def test_resume_with_other_recipe_flags_is_refused(cifar_fixture, tmp_path):
     train(cnn_config(cifar_fixture, tmp_path, epochs=1))
     runner = CliRunner()
-    r = runner.invoke(app, ["cnn", "--data", str(cifar_fixture), "--out", str(tmp_path), "--val-size", "50",
-                            "--lr", "0.01", "--resume", "--device", "cpu"])
+    r = runner.invoke(
+        app,
+        [
+            "cnn",
+            "--data",
+            str(cifar_fixture),
+            "--out",
+            str(tmp_path),
+            "--val-size",
+            "50",
+            "--lr",
+            "0.01",
+            "--resume",
+            "--device",
+            "cpu",
+        ],
+    )
     assert r.exit_code == 2 and "lr=0.001" in r.output
 
 
 def test_resnet18_pipeline_runs_at_224_and_trains_only_layer4_and_fc(tiny_data, tmp_path):
-    cfg = replace(RECIPES["resnet18"].config, data=str(tiny_data), out=str(tmp_path), val_size=10, epochs=1,
-                  pretrained=False, batch_size=16, device="cpu")
+    cfg = replace(
+        RECIPES["resnet18"].config,
+        data=str(tiny_data),
+        out=str(tmp_path),
+        val_size=10,
+        epochs=1,
+        pretrained=False,
+        batch_size=16,
+        device="cpu",
+    )
     torch.manual_seed(0)
     before = run_module.build_model(cfg, 10).state_dict()
     result = train(cfg)
     after = result.model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert changed and all(k.startswith(("layer4.", "fc.")) for k in changed
-                           if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    assert changed and all(
+        k.startswith(("layer4.", "fc."))
+        for k in changed
+        if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    )
     best = load_checkpoint(tmp_path / "best.pt")
     assert best["input_size"] == [224, 224] and best["mean"] == [0.485, 0.456, 0.406]
     assert result.metrics["config"]["lr"] == 1e-4
 
 
 def test_cli_bad_data_is_one_line_and_exit_2(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "cifar_train", "cnn", "--data", str(tmp_path / "nope"), "--out",
-                        str(tmp_path / "out")], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "cifar_train", "cnn", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2
     assert r.stderr.strip().startswith("error: no data at") and len(r.stderr.strip().splitlines()) == 1
     assert "Traceback" not in r.stderr
@@ -125,8 +158,9 @@ def test_cli_bad_data_is_one_line_and_exit_2(tmp_path):
 
 def test_cli_resnet18_without_imagenet_weights_explains(tiny_data, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    r = CliRunner().invoke(app, ["resnet18", "--data", str(tiny_data), "--out", str(tmp_path / "o"),
-                                 "--val-size", "10", "--device", "cpu"])
+    r = CliRunner().invoke(
+        app, ["resnet18", "--data", str(tiny_data), "--out", str(tmp_path / "o"), "--val-size", "10", "--device", "cpu"]
+    )
     assert r.exit_code == 2 and "ImageNet weights for resnet18 are not in the torch cache" in r.output
 
 
@@ -151,20 +185,57 @@ def test_bench_reports_pipeline_and_model_only_throughput(cifar_fixture, precisi
 def test_an_existing_run_is_not_overwritten_without_asking(cifar_fixture, tmp_path):
     train(cnn_config(cifar_fixture, tmp_path, epochs=1))
     before = (tmp_path / "best.pt").read_bytes()
-    r = CliRunner().invoke(app, ["cnn", "--data", str(cifar_fixture), "--out", str(tmp_path), "--val-size", "50",
-                                 "--epochs", "1", "--device", "cpu"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "cnn",
+            "--data",
+            str(cifar_fixture),
+            "--out",
+            str(tmp_path),
+            "--val-size",
+            "50",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+        ],
+    )
     assert r.exit_code == 2 and "--resume" in r.output and "--overwrite" in r.output
     assert (tmp_path / "best.pt").read_bytes() == before
-    r = CliRunner().invoke(app, ["cnn", "--data", str(cifar_fixture), "--out", str(tmp_path), "--val-size", "50",
-                                 "--epochs", "1", "--device", "cpu", "--overwrite", "--seed", "1"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "cnn",
+            "--data",
+            str(cifar_fixture),
+            "--out",
+            str(tmp_path),
+            "--val-size",
+            "50",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--overwrite",
+            "--seed",
+            "1",
+        ],
+    )
     assert r.exit_code == 0, r.output
 
 
 @pytest.mark.parametrize(
     ("flags", "says"),
-    [(["--lr", "-1"], "--lr -1.0 must be > 0"), (["--device", "gpu"], "gpu"), (["--out", "FILE"], "is a file"),
-     (["--out", "FILE/run"], "cannot write to"), (["--weights", "JUNK"], "cannot load weights file"),
-     (["--micro-batch", "999"], "--micro-batch"), (["--optimizer", "rmsprop"], "--optimizer 'rmsprop'")],
+    [
+        (["--lr", "-1"], "--lr -1.0 must be > 0"),
+        (["--device", "gpu"], "gpu"),
+        (["--out", "FILE"], "is a file"),
+        (["--out", "FILE/run"], "cannot write to"),
+        (["--weights", "JUNK"], "cannot load weights file"),
+        (["--micro-batch", "999"], "--micro-batch"),
+        (["--optimizer", "rmsprop"], "--optimizer 'rmsprop'"),
+    ],
 )
 def test_bad_flags_are_one_line_before_any_epoch(flags, says, cifar_fixture, tmp_path):
     (tmp_path / "FILE").write_text("not a folder")
@@ -172,8 +243,25 @@ def test_bad_flags_are_one_line_before_any_epoch(flags, says, cifar_fixture, tmp
     flags = [str(tmp_path / f) if f in ("FILE", "FILE/run", "JUNK") else f for f in flags]
     command = "resnet18" if "--weights" in flags else "cnn"
     out = [] if "--out" in flags else ["--out", str(tmp_path / "out")]
-    r = subprocess.run([sys.executable, "-m", "cifar_train", command, "--data", str(cifar_fixture), "--device", "cpu",
-                        "--val-size", "50", *out, *flags], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cifar_train",
+            command,
+            "--data",
+            str(cifar_fixture),
+            "--device",
+            "cpu",
+            "--val-size",
+            "50",
+            *out,
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2, r.stderr
     error = r.stderr.strip().splitlines()[-1]  # a "data: ..." progress line may come first
     assert error.startswith("error: ") and says in error and "Traceback" not in r.stderr
@@ -191,8 +279,21 @@ def test_resume_refuses_a_checkpoint_carrying_pickled_code(cifar_fixture, tmp_pa
 
     (tmp_path / "run").mkdir()
     torch.save({"model": {}, "config": Payload()}, tmp_path / "run" / "last.pt")
-    r = CliRunner().invoke(app, ["cnn", "--data", str(cifar_fixture), "--out", str(tmp_path / "run"),
-                                 "--resume", "--device", "cpu", "--val-size", "50"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "cnn",
+            "--data",
+            str(cifar_fixture),
+            "--out",
+            str(tmp_path / "run"),
+            "--resume",
+            "--device",
+            "cpu",
+            "--val-size",
+            "50",
+        ],
+    )
     assert r.exit_code == 2 and "cannot read checkpoint" in r.output
     assert not marker.exists()
 
@@ -205,10 +306,13 @@ def test_switches_show_no_value_placeholder_and_no_internal_names():
 
 def test_compare_groups_seeds_and_tables_each_run_against_the_first(cifar_fixture, tmp_path):
     runs = {"base-s0": {}, "base-s1": {"seed": 1}, "no-smooth": {"label_smoothing": 0.1, "lr": 2e-3}}
-    acc = {name: train(cnn_config(cifar_fixture, tmp_path / name, epochs=1, **changes)).metrics["test_acc"]
-           for name, changes in runs.items()}
-    r = CliRunner().invoke(app, ["compare", *(str(tmp_path / n) for n in runs), "--out", str(tmp_path / "cmp"),
-                                 "--table"])
+    acc = {
+        name: train(cnn_config(cifar_fixture, tmp_path / name, epochs=1, **changes)).metrics["test_acc"]
+        for name, changes in runs.items()
+    }
+    r = CliRunner().invoke(
+        app, ["compare", *(str(tmp_path / n) for n in runs), "--out", str(tmp_path / "cmp"), "--table"]
+    )
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     base, other = "cnn --epochs 1 --val-size 50", "cnn --epochs 1 --lr 0.002 --label-smoothing 0.1 --val-size 50"
@@ -229,8 +333,10 @@ def test_compare_pools_runs_that_differ_only_in_a_named_flag():
     # The committed records: `fast` in fp32 (seed 1) and `fast --cpu-amp` (seed 0), real finished runs.
     runs = [str(Path(__file__).parents[2] / "artifacts" / d) for d in ("fast", "ablation/bf16-fast-s0")]
     apart = CliRunner().invoke(app, ["compare", *runs])
-    assert apart.exit_code == 0 and [line.split(":")[0] for line in apart.output.splitlines()] == ["fast",
-                                                                                                  "fast --cpu-amp"]
+    assert apart.exit_code == 0 and [line.split(":")[0] for line in apart.output.splitlines()] == [
+        "fast",
+        "fast --cpu-amp",
+    ]
     pooled = CliRunner().invoke(app, ["compare", *runs, "--pool", "cpu-amp", "--table"])
     assert pooled.exit_code == 0, pooled.output
     accs = [100 * json.loads((Path(r) / "metrics.json").read_text())["test_acc"] for r in runs]

@@ -13,15 +13,29 @@ __version__ = "0.2.0"
 
 _PUBLIC = {
     # checkpoints
-    "atomic_write": "checkpoint", "build_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
-    "model_from_checkpoint": "checkpoint", "sha256_file": "checkpoint", "without_training_state": "checkpoint",
+    "atomic_write": "checkpoint",
+    "build_checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "model_from_checkpoint": "checkpoint",
+    "sha256_file": "checkpoint",
+    "without_training_state": "checkpoint",
     "ensure_writable": "checkpoint",
     # models and recipes
-    "MODELS": "models", "ModelSpec": "models", "get_spec": "models", "create_model": "models",
-    "RECIPES": "config", "Recipe": "config", "TrainConfig": "config", "recipe_of": "config",
-    "TestTimeAugmentation": "tta", "TTA_LEVELS": "tta",
+    "MODELS": "models",
+    "ModelSpec": "models",
+    "get_spec": "models",
+    "create_model": "models",
+    "RECIPES": "config",
+    "Recipe": "config",
+    "TrainConfig": "config",
+    "recipe_of": "config",
+    "TestTimeAugmentation": "tta",
+    "TTA_LEVELS": "tta",
     # data
-    "decode_images": "data", "eval_transform": "data", "scan_image_folder": "data", "load_image_folder": "data",
+    "decode_images": "data",
+    "eval_transform": "data",
+    "scan_image_folder": "data",
+    "load_image_folder": "data",
     # errors
     "UserError": "errors",
 }

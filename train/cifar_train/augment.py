@@ -25,11 +25,11 @@ def translate(images: torch.Tensor, shifts: torch.Tensor, r: int) -> torch.Tenso
     rows = torch.empty(b, c, h, w + 2 * r, dtype=images.dtype)
     for s in range(-r, r + 1):  # two passes of 2r+1 masked copies instead of (2r+1)^2
         m = shifts[:, 0] == s
-        rows[m] = padded[m, :, r + s:r + s + h, :]
+        rows[m] = padded[m, :, r + s : r + s + h, :]
     out = torch.empty_like(images)
     for s in range(-r, r + 1):
         m = shifts[:, 1] == s
-        out[m] = rows[m, :, :, r + s:r + s + w]
+        out[m] = rows[m, :, :, r + s : r + s + w]
     return out
 
 
@@ -48,9 +48,22 @@ class BatchAugmentLoader:
     """One epoch of shuffled (x, y) batches: x (B, 3, H, W) float32 normalised and augmented, y (B,) int64; with
     `soft` (N, C) targets (distillation), (x, y, soft) batches."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...],
-                 batch_size: int, epoch: int, seed: int, flip: str = "none", translate: int = 0,
-                 cutout: int = 0, rank: int = 0, world_size: int = 1, soft: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        batch_size: int,
+        epoch: int,
+        seed: int,
+        flip: str = "none",
+        translate: int = 0,
+        cutout: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        soft: torch.Tensor | None = None,
+    ) -> None:
         self.images, self.labels, self.soft = images, labels, soft  # (N, 3, H, W) uint8, (N,), (N, C) or None
         self.mean, self.std = torch.tensor(mean), torch.tensor(std)
         self.batch_size, self.flip, self.shift, self.cutout = batch_size, flip, translate, cutout
@@ -73,7 +86,7 @@ class BatchAugmentLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         for i in range(len(self)):
-            idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+            idx = self.order[i * self.batch_size : (i + 1) * self.batch_size]
             x = normalize(self.images[idx], self.mean, self.std)
             flip = self.flipped[idx].view(-1, 1, 1, 1)
             x = torch.where(flip, x.flip(-1), x)

@@ -31,17 +31,23 @@ def bench_training(cfg: TrainConfig, steps: int) -> tuple[list[BenchRow], dict[s
     started = time.perf_counter()
     data = build_datasets(cfg)
     amp = step_options(cfg, device, cfg.channels_last).amp
-    info = {"decode_seconds": time.perf_counter() - started, "train_images": len(data.train),
-            "threads": torch.get_num_threads(), "device": str(device),
-            "precision": f"{str(amp_dtype(device)).removeprefix('torch.')} autocast" if amp else "fp32"}
+    info = {
+        "decode_seconds": time.perf_counter() - started,
+        "train_images": len(data.train),
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "precision": f"{str(amp_dtype(device)).removeprefix('torch.')} autocast" if amp else "fp32",
+    }
+
     def row(name: str, images: int, seconds: float) -> BenchRow:
         return BenchRow(name, images / seconds, len(data.train) / (images / seconds))
 
     tick = time.perf_counter()
     batches = list(itertools.islice(iter(train_loader(data, cfg, Dist(), 2, pin=False)), steps))
     n = sum(len(y) for _, y in batches)
-    rows = [row(f"data pipeline only ({cfg.augment} augmentation, workers={cfg.workers})", n,
-                time.perf_counter() - tick)]
+    rows = [
+        row(f"data pipeline only ({cfg.augment} augmentation, workers={cfg.workers})", n, time.perf_counter() - tick)
+    ]
     x, y = batches[0]
     for channels_last in (False, True):
         model = build_model(replace(cfg, pretrained=False, weights=""), len(data.classes)).to(device)
@@ -55,8 +61,9 @@ def bench_training(cfg: TrainConfig, steps: int) -> tuple[list[BenchRow], dict[s
         fmt = "channels_last" if channels_last else "contiguous"
         rows.append(row(f"train step, model only ({fmt})", stats.images, stats.seconds))
         if channels_last == cfg.channels_last:  # the full step in the memory format training will use
-            stats = train_one_epoch(model, _Timed(train_loader(data, cfg, Dist(), 3, pin=False), steps), opt,
-                                    scaler, device, opts, Dist())
+            stats = train_one_epoch(
+                model, _Timed(train_loader(data, cfg, Dist(), 3, pin=False), steps), opt, scaler, device, opts, Dist()
+            )
             full = row(f"train step + data pipeline ({fmt})", stats.images, stats.seconds)
     rows.append(full)
     return rows, info

@@ -55,17 +55,34 @@ def ensure_writable(folder: Path) -> None:
 TRAINING_STATE = ("optimizer", "scheduler", "scaler", "lookahead", "rng")
 
 
-def build_checkpoint(model: nn.Module, config: dict[str, Any], classes: list[str], *,
-                     metrics: dict[str, Any] | None = None,
-                     epoch: int = 0, history: list[dict] | None = None, best_score: float = -1.0,
-                     best_epoch: int | None = None, training_state: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_checkpoint(
+    model: nn.Module,
+    config: dict[str, Any],
+    classes: list[str],
+    *,
+    metrics: dict[str, Any] | None = None,
+    epoch: int = 0,
+    history: list[dict] | None = None,
+    best_score: float = -1.0,
+    best_epoch: int | None = None,
+    training_state: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The one place a checkpoint dict is assembled (training, bench and test fixtures alike)."""
     spec = get_spec(config["arch"])
     size = config.get("image_size") or spec.input_size
     return {
-        "model": model.state_dict(), "arch": spec.name, "classes": list(classes), "mean": list(spec.mean),
-        "std": list(spec.std), "input_size": [size, size], "config": config, "metrics": metrics or {},
-        "epoch": epoch, "history": history or [], "best_score": best_score, "best_epoch": best_epoch,
+        "model": model.state_dict(),
+        "arch": spec.name,
+        "classes": list(classes),
+        "mean": list(spec.mean),
+        "std": list(spec.std),
+        "input_size": [size, size],
+        "config": config,
+        "metrics": metrics or {},
+        "epoch": epoch,
+        "history": history or [],
+        "best_score": best_score,
+        "best_epoch": best_epoch,
         **(training_state or {}),
     }
 
@@ -122,11 +139,16 @@ def _mismatch(model: nn.Module, ckpt: dict[str, Any]) -> str:
         return "the checkpoint holds no state dict under 'model'"
     want, have = model.state_dict(), ckpt["model"]
     missing, unexpected = sorted(set(want) - set(have)), sorted(set(have) - set(want))
-    sized = [f"{k} {tuple(have[k].shape)} where the net has {tuple(want[k].shape)}" for k in want
-             if k in have and hasattr(have[k], "shape") and have[k].shape != want[k].shape]
-    parts = [f"{len(missing)} weights missing (e.g. {missing[0]})" if missing else "",
-             f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "",
-             f"{len(sized)} of another shape (e.g. {sized[0]})" if sized else ""]
+    sized = [
+        f"{k} {tuple(have[k].shape)} where the net has {tuple(want[k].shape)}"
+        for k in want
+        if k in have and hasattr(have[k], "shape") and have[k].shape != want[k].shape
+    ]
+    parts = [
+        f"{len(missing)} weights missing (e.g. {missing[0]})" if missing else "",
+        f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "",
+        f"{len(sized)} of another shape (e.g. {sized[0]})" if sized else "",
+    ]
     return "; ".join(p for p in parts if p) + ": was it trained with another --arch or number of classes?"
 
 

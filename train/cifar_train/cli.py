@@ -22,6 +22,7 @@ from cifar_train.errors import UserError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True, soft_wrap=True)
 
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one error line; return the Exit to raise."""
     console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
@@ -37,9 +38,12 @@ def run(cfg: TrainConfig, resume: bool, overwrite: bool) -> None:
         raise fail(str(e)) from None
     except KeyboardInterrupt:
         last = Path(cfg.out) / "last.pt"
-        console.print(f"interrupted: rerun with --resume to continue from {last}" if last.is_file() else
-                      "interrupted before the first epoch ended: nothing to resume; rerun the same command",
-                      highlight=False)
+        console.print(
+            f"interrupted: rerun with --resume to continue from {last}"
+            if last.is_file()
+            else "interrupted before the first epoch ended: nothing to resume; rerun the same command",
+            highlight=False,
+        )
         raise typer.Exit(130) from None
 
 
@@ -50,14 +54,22 @@ def recipe_command(recipe: Recipe) -> None:
         default = getattr(recipe.config, f.name)
         kind = {"int": int, "float": float, "bool": bool, "str": str}[f.type]
         # A switch takes no value: no "<bool>" metavar that would invite `--lookahead true`.
-        annotation = Annotated[kind, typer.Option(help=f.metadata["help"], show_default=True,
-                                                  metavar="" if kind is bool else None)]
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                        annotation=annotation))
-    for name, help_ in (("resume", "Continue from --out/last.pt (same flags)."),
-                        ("overwrite", "Start over in an --out that already holds a run (its files are replaced).")):
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False,
-                                        annotation=Annotated[bool, typer.Option(help=help_, metavar="")]))
+        annotation = Annotated[
+            kind, typer.Option(help=f.metadata["help"], show_default=True, metavar="" if kind is bool else None)
+        ]
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
+    for name, help_ in (
+        ("resume", "Continue from --out/last.pt (same flags)."),
+        ("overwrite", "Start over in an --out that already holds a run (its files are replaced)."),
+    ):
+        params.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=False,
+                annotation=Annotated[bool, typer.Option(help=help_, metavar="")],
+            )
+        )
 
     def command(**kwargs: object) -> None:
         resume, overwrite = bool(kwargs.pop("resume")), bool(kwargs.pop("overwrite"))
@@ -87,8 +99,11 @@ def recipes() -> None:
     base = RECIPES["cnn"].config
     for r in RECIPES.values():
         print(f"{r.name}: {r.summary}")
-        changed = {f.name: getattr(r.config, f.name) for f in fields(TrainConfig)
-                   if getattr(r.config, f.name) != getattr(base, f.name) and f.name != "out"}
+        changed = {
+            f.name: getattr(r.config, f.name)
+            for f in fields(TrainConfig)
+            if getattr(r.config, f.name) != getattr(base, f.name) and f.name != "out"
+        }
         if changed:
             print("  " + ", ".join(f"{k}={v}" for k, v in changed.items()))
         for what, source in r.sources.items():
@@ -99,11 +114,20 @@ def recipes() -> None:
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Finished run folders (metrics.json, history.csv).")],
     out: Annotated[Path | None, typer.Option(help="Write summary.json and time_to_accuracy.png here.")] = None,
-    table: Annotated[bool, typer.Option("--table", help="Also print a markdown row per run, with differences "
-                                                         "against the first run (an ablation table).")] = False,
-    pool: Annotated[list[str] | None, typer.Option(
-        help="A flag, e.g. cpu-amp: count runs that differ only in it as one recipe (once it is shown not to change "
-             "accuracy). Repeatable.")] = None,
+    table: Annotated[
+        bool,
+        typer.Option(
+            "--table",
+            help="Also print a markdown row per run, with differences against the first run (an ablation table).",
+        ),
+    ] = False,
+    pool: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A flag, e.g. cpu-amp: count runs that differ only in it as one recipe (once it is shown not to "
+            "change accuracy). Repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Mean ± std of test accuracy over seeds per recipe, minutes per run, and a time-to-accuracy plot."""
     from cifar_train.summary import load_run, summarize
@@ -123,8 +147,13 @@ def compare(
 def fit_temperature(
     checkpoint: Annotated[Path, typer.Argument(help="A finished run's best.pt (with a validation split).")],
     data: Annotated[str, typer.Option(help="The run's data: ImageFolder root with train/ and test/.")],
-    out: Annotated[Path, typer.Option(help="Folder for the run with its temperatures: best.pt, metrics.json, "
-                                           "history.csv, calibration.png (never the checkpoint's own folder).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Folder for the run with its temperatures: best.pt, metrics.json, "
+            "history.csv, calibration.png (never the checkpoint's own folder)."
+        ),
+    ],
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace --out/best.pt if it exists.", metavar="")] = False,
 ) -> None:
@@ -155,14 +184,23 @@ def bench(
     if recipe not in RECIPES:
         raise fail(f"unknown recipe {recipe!r}: one of {', '.join(RECIPES)}")
     cfg = RECIPES[recipe].config
-    cfg = replace(cfg, data=str(data), batch_size=batch_size or cfg.batch_size, workers=workers, device=device,
-                  val_size=0, cpu_amp=cpu_amp)
+    cfg = replace(
+        cfg,
+        data=str(data),
+        batch_size=batch_size or cfg.batch_size,
+        workers=workers,
+        device=device,
+        val_size=0,
+        cpu_amp=cpu_amp,
+    )
     try:
         rows, info = bench_training(cfg, steps)
     except UserError as e:
         raise fail(str(e)) from None
-    print(f"{recipe} ({cfg.arch}), batch {cfg.batch_size}, {info['device']}, {info['precision']}, "
-          f"{info['threads']} threads; {info['train_images']} train images decoded in {info['decode_seconds']:.1f}s")
+    print(
+        f"{recipe} ({cfg.arch}), batch {cfg.batch_size}, {info['device']}, {info['precision']}, "
+        f"{info['threads']} threads; {info['train_images']} train images decoded in {info['decode_seconds']:.1f}s"
+    )
     print(f"{'':<44}{'images/s':>10}{'s/epoch':>10}")
     for r in rows:
         print(f"{r.name:<44}{r.images_per_s:>10.0f}{r.seconds_per_epoch:>10.1f}")

@@ -62,8 +62,9 @@ def decode_images(paths: list[Path]) -> torch.Tensor:
     first = arrays[0].shape
     for path, a in zip(paths, arrays, strict=True):
         if a.shape != first:
-            raise UserError(f"{path} is {a.shape[1]}x{a.shape[0]}, others are {first[1]}x{first[0]}: "
-                            "all images must have one size")
+            raise UserError(
+                f"{path} is {a.shape[1]}x{a.shape[0]}, others are {first[1]}x{first[0]}: all images must have one size"
+            )
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -79,8 +80,10 @@ def load_torchvision_cifar10(root: Path, train: bool, download: bool) -> ImageSe
     try:
         ds = CIFAR10(str(root), train=train, download=download)
     except (RuntimeError, OSError) as e:  # not found, or no internet for --download
-        raise UserError(f"cannot load CIFAR-10 from {root} ({e}); pass --data DIR with train/ and test/ "
-                        "image folders, or --download on a machine with internet") from e
+        raise UserError(
+            f"cannot load CIFAR-10 from {root} ({e}); pass --data DIR with train/ and test/ "
+            "image folders, or --download on a machine with internet"
+        ) from e
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
     return ImageSet(images, torch.tensor(ds.targets), tuple(ds.classes))
 
@@ -95,10 +98,11 @@ def load_splits(cfg: TrainConfig) -> tuple[ImageSet, ImageSet]:
             raise UserError(f"train/ and test/ under {root} have different class folders ({', '.join(extra)})")
         return train, test
     if cfg.download or (root / "cifar-10-batches-py").is_dir():
-        return (load_torchvision_cifar10(root, True, cfg.download),
-                load_torchvision_cifar10(root, False, cfg.download))
-    raise UserError(f"no data at {root}: expected {root}/train/<class>/* and {root}/test/<class>/*, "
-                    "or a torchvision CIFAR-10 root (use --download to fetch it)")
+        return (load_torchvision_cifar10(root, True, cfg.download), load_torchvision_cifar10(root, False, cfg.download))
+    raise UserError(
+        f"no data at {root}: expected {root}/train/<class>/* and {root}/test/<class>/*, "
+        "or a torchvision CIFAR-10 root (use --download to fetch it)"
+    )
 
 
 def stratified_split(labels: torch.Tensor, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,8 +130,15 @@ def train_transform(cfg: TrainConfig) -> v2.Transform:
     spec = get_spec(cfg.arch)
     extras = [v2.RandomRotation(cfg.rotation)] if cfg.rotation else []
     erase = [v2.RandomErasing(p=1.0, scale=_square(cfg.cutout, cfg.image_size), ratio=(1.0, 1.0))] if cfg.cutout else []
-    return v2.Compose([*spec.augment(cfg.image_size), *extras, v2.ToDtype(torch.float32, scale=True),
-                       v2.Normalize(spec.mean, spec.std), *erase])
+    return v2.Compose(
+        [
+            *spec.augment(cfg.image_size),
+            *extras,
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(spec.mean, spec.std),
+            *erase,
+        ]
+    )
 
 
 def _square(side: int, image_size: int) -> tuple[float, float]:
@@ -138,8 +149,9 @@ def _square(side: int, image_size: int) -> tuple[float, float]:
 def eval_transform(arch: str, image_size: int) -> v2.Transform:
     """Deterministic eval preprocessing: resize when the size differs, scale to [0, 1], normalise."""
     spec = get_spec(arch)
-    return v2.Compose([*spec.resize(image_size), v2.ToDtype(torch.float32, scale=True),
-                       v2.Normalize(spec.mean, spec.std)])
+    return v2.Compose(
+        [*spec.resize(image_size), v2.ToDtype(torch.float32, scale=True), v2.Normalize(spec.mean, spec.std)]
+    )
 
 
 class TensorImageDataset(Dataset):

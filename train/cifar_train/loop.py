@@ -57,8 +57,14 @@ def _progress(description: str, enabled: bool) -> Progress:
     """A transient bar on stderr; off on non-main ranks and when stderr is not a terminal (logs, nohup)."""
     console = Console(stderr=True)
     return Progress(
-        TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeRemainingColumn(), console=console, transient=True, disable=not (enabled and console.is_terminal),
+        TextColumn(f"[bold]{description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not (enabled and console.is_terminal),
     )
 
 
@@ -93,8 +99,9 @@ class StepOptions:
 def step_options(cfg: TrainConfig, device: torch.device, channels_last: bool) -> StepOptions:
     """The step options of a config on a device: --amp reaches CUDA only, --cpu-amp the CPU only."""
     amp = cfg.amp if device.type == "cuda" else cfg.cpu_amp if device.type == "cpu" else False
-    return StepOptions(amp, channels_last, cfg.label_smoothing, cfg.micro_batch, cfg.distill_weight,
-                       cfg.distill_temperature)
+    return StepOptions(
+        amp, channels_last, cfg.label_smoothing, cfg.micro_batch, cfg.distill_weight, cfg.distill_temperature
+    )
 
 
 def distillation_loss(logits: torch.Tensor, soft: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -203,6 +210,9 @@ def evaluate(
             bar.update(task, advance=1)
     all_reduce_sum(loss_sum, d)
     all_reduce_sum(confusion, d)
-    return Evaluation(float(loss_sum / confusion.sum().clamp(min=1)), confusion,
-                      torch.cat(outputs) if outputs else torch.zeros(0, num_classes), torch.cat(labels) if labels
-                      else torch.zeros(0, dtype=torch.int64))
+    return Evaluation(
+        float(loss_sum / confusion.sum().clamp(min=1)),
+        confusion,
+        torch.cat(outputs) if outputs else torch.zeros(0, num_classes),
+        torch.cat(labels) if labels else torch.zeros(0, dtype=torch.int64),
+    )

@@ -24,8 +24,13 @@ def classification_report(confusion: torch.Tensor, classes: tuple[str, ...]) -> 
     recall = tp / support.clamp(min=1)  # = per-class accuracy
     f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
     per_class = {
-        name: {"accuracy": float(recall[i]), "precision": float(precision[i]), "recall": float(recall[i]),
-               "f1": float(f1[i]), "support": int(support[i])}
+        name: {
+            "accuracy": float(recall[i]),
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
         for i, name in enumerate(classes)
     }
     return {

@@ -32,14 +32,19 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, head: str = "") -> torch
                 scale *= cfg.backbone_lr_scale
             groups.setdefault(scale, []).append(p)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam([{"params": ps, "lr": cfg.lr * s} for s, ps in groups.items()], lr=cfg.lr,
-                                weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(
+            [{"params": ps, "lr": cfg.lr * s} for s, ps in groups.items()], lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
     if cfg.optimizer == "sgd":
         steps_scale = 1024 * (1 + 1 / (1 - cfg.momentum))
         lr = cfg.lr * cfg.batch_size / steps_scale
         decay = cfg.weight_decay * cfg.batch_size / steps_scale  # per step, independent of the group's lr
-        return torch.optim.SGD([{"params": ps, "lr": lr * s, "weight_decay": decay / (lr * s) if s else 0.0}
-                                for s, ps in groups.items()], lr=lr, momentum=cfg.momentum, nesterov=True)
+        return torch.optim.SGD(
+            [{"params": ps, "lr": lr * s, "weight_decay": decay / (lr * s) if s else 0.0} for s, ps in groups.items()],
+            lr=lr,
+            momentum=cfg.momentum,
+            nesterov=True,
+        )
     raise UserError(f"unknown optimizer {cfg.optimizer!r}: adam or sgd")
 
 
@@ -63,8 +68,9 @@ def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     raise UserError(f"unknown schedule {cfg.schedule!r}: step, triangle or onecycle")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
-                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A per-step schedule (scheduler.step() after every optimizer step)."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step, steps_per_epoch))
 

@@ -34,8 +34,14 @@ def plot_curves(history: list[dict], path: Path, title: str, best_epoch: int | N
         best = next(h for h in history if h["epoch"] == best_epoch)
         for ax in axes[:2]:
             ax.axvline(best_epoch, color="0.5", ls="--", lw=1, label=f"selected: epoch {best_epoch}")
-        axes[1].annotate(f"{best['val_acc']:.2%}", (best_epoch, best["val_acc"] * 100), textcoords="offset points",
-                         xytext=(-8, 8), ha="right", color="#d62728")
+        axes[1].annotate(
+            f"{best['val_acc']:.2%}",
+            (best_epoch, best["val_acc"] * 100),
+            textcoords="offset points",
+            xytext=(-8, 8),
+            ha="right",
+            color="#d62728",
+        )
     axes[2].step(epochs, [h["lr"] for h in history], where="post", color="0.3")
     axes[2].set_yscale("log")
     axes[2].set_title("Learning rate")
@@ -97,8 +103,9 @@ def plot_roc(curves: dict[int, tuple], classes: list[str], path: Path, title: st
     _save(fig, path)
 
 
-def plot_calibration(test_logits: np.ndarray, test_labels: np.ndarray, temperature: float, threshold: float,
-                     path: Path, title: str) -> None:
+def plot_calibration(
+    test_logits: np.ndarray, test_labels: np.ndarray, temperature: float, threshold: float, path: Path, title: str
+) -> None:
     """Reliability diagram and risk-coverage curve on test, before and after temperature scaling."""
     from cifar_train.calibration import expected_calibration_error, reliability, risk_coverage, softmax
 
@@ -109,18 +116,30 @@ def plot_calibration(test_logits: np.ndarray, test_labels: np.ndarray, temperatu
         confidence, correct = probs.max(1), probs.argmax(1) == test_labels
         bins = [(c, a) for c, a, n in reliability(confidence, correct) if n]
         ece = expected_calibration_error(confidence, correct)
-        left.plot([c for c, _ in bins], [a for _, a in bins], "o-", ms=4, color=color,
-                  label=f"{name}: ECE {ece:.2%}")
+        left.plot([c for c, _ in bins], [a for _, a in bins], "o-", ms=4, color=color, label=f"{name}: ECE {ece:.2%}")
         coverage, accuracy = risk_coverage(confidence, correct)
         right.plot(coverage * 100, accuracy * 100, color=color, label=name)
     keep = softmax(test_logits / temperature).max(1) >= threshold
     if keep.any():
-        right.axvline(keep.mean() * 100, color="0.4", ls=":", lw=1,
-                      label=f"recommended threshold {threshold:.3f}: {keep.mean():.1%} accepted")
-    left.set(xlabel="confidence (mean of each of 15 bins)", ylabel="accuracy in the bin", xlim=(0, 1), ylim=(0, 1),
-             title="Reliability diagram (test)")
-    right.set(xlabel="images accepted, most confident first (%)", ylabel="accuracy of the accepted (%)",
-              title="Risk-coverage (test)")
+        right.axvline(
+            keep.mean() * 100,
+            color="0.4",
+            ls=":",
+            lw=1,
+            label=f"recommended threshold {threshold:.3f}: {keep.mean():.1%} accepted",
+        )
+    left.set(
+        xlabel="confidence (mean of each of 15 bins)",
+        ylabel="accuracy in the bin",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title="Reliability diagram (test)",
+    )
+    right.set(
+        xlabel="images accepted, most confident first (%)",
+        ylabel="accuracy of the accepted (%)",
+        title="Risk-coverage (test)",
+    )
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, fontsize=8, loc="lower right")

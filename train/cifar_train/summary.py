@@ -62,8 +62,10 @@ class Group:
         if self.test_ece:
             before, after = (statistics.mean(e[i] for e in self.test_ece) for i in (0, 1))
             ece = f", test ECE {before:.2%} → {after:.2%} (temperature scaling, {len(self.test_ece)} run(s))"
-        return (f"{self.recipe}: {len(self.runs)} run(s), test {_mean_std(self.test_acc)}, "
-                f"val {_mean_std(self.val_acc)}, {statistics.mean(self.minutes):.1f} min per run{ece}")
+        return (
+            f"{self.recipe}: {len(self.runs)} run(s), test {_mean_std(self.test_acc)}, "
+            f"val {_mean_std(self.val_acc)}, {statistics.mean(self.minutes):.1f} min per run{ece}"
+        )
 
 
 def _flag_name(setting: str) -> str:
@@ -98,8 +100,9 @@ def load_run(run: Path) -> Run:
     by_tta = metrics.get("test_acc_by_tta") or ({"0": metrics["test_acc"]} if not metrics["config"].get("tta") else {})
     fit = (metrics.get("temperature_scaling") or {}).get(str(metrics["config"].get("tta", 0)))
     ece = (fit["test_before"]["ece"], fit["test_after"]["ece"]) if fit else None
-    return Run(run, name, tuple(flags), metrics["seed"], metrics["test_acc"], by_tta.get("0"), val,
-               elapsed / 60, curve, ece)
+    return Run(
+        run, name, tuple(flags), metrics["seed"], metrics["test_acc"], by_tta.get("0"), val, elapsed / 60, curve, ece
+    )
 
 
 def summarize(runs: list[Run], out: Path | None = None, pool: Iterable[str] = ()) -> list[Group]:
@@ -135,11 +138,18 @@ def table(rows: list[Run]) -> str:
     def delta(x: float | None, ref: float | None) -> str:
         return "" if x is None or ref is None else f"{100 * (x - ref):+.2f}"
 
-    lines = ["| run | command | seed | test | Δ | test, no TTA | Δ | validation | minutes | test ECE (T-scaled) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| run | command | seed | test | Δ | test, no TTA | Δ | validation | minutes | test ECE (T-scaled) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        d_tta, d_plain = ("", "") if r is base else (delta(r.test_acc, base.test_acc),
-                                                     delta(r.test_acc_no_tta, base.test_acc_no_tta))
-        lines.append(f"| {r.path.name} | `{r.command}` | {r.seed} | {pct(r.test_acc)} | {d_tta} "
-                     f"| {pct(r.test_acc_no_tta)} | {d_plain} | {pct(r.val_acc)} | {r.minutes:.0f} | {r.ece} |")
+        d_tta, d_plain = (
+            ("", "")
+            if r is base
+            else (delta(r.test_acc, base.test_acc), delta(r.test_acc_no_tta, base.test_acc_no_tta))
+        )
+        lines.append(
+            f"| {r.path.name} | `{r.command}` | {r.seed} | {pct(r.test_acc)} | {d_tta} "
+            f"| {pct(r.test_acc_no_tta)} | {d_plain} | {pct(r.val_acc)} | {r.minutes:.0f} | {r.ece} |"
+        )
     return "\n".join(lines)

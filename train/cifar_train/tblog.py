@@ -25,6 +25,5 @@ class TensorBoardLog:
 
     def finish(self, config: dict[str, Any], metrics: dict[str, float]) -> None:
         hparams = {k: v for k, v in config.items() if isinstance(v, int | float | str | bool)}
-        self.writer.add_hparams(hparams, {f"final/{k}": v for k, v in metrics.items() if v is not None},
-                                run_name=".")
+        self.writer.add_hparams(hparams, {f"final/{k}": v for k, v in metrics.items() if v is not None}, run_name=".")
         self.writer.close()

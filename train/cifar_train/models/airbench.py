@@ -42,8 +42,9 @@ class ConvGroup(nn.Module):
 class AirbenchNet(nn.Module):
     """Input (B, 3, 32, 32) normalised with CIFAR-10 mean/std; output (B, num_classes) logits."""
 
-    def __init__(self, num_classes: int = 10, widths: tuple[int, int, int] = (64, 256, 256),
-                 logit_scale: float = 1 / 9) -> None:
+    def __init__(
+        self, num_classes: int = 10, widths: tuple[int, int, int] = (64, 256, 256), logit_scale: float = 1 / 9
+    ) -> None:
         super().__init__()
         self.whiten = nn.Conv2d(3, WHITEN_WIDTH, kernel_size=WHITEN_KERNEL, padding=0, bias=True)
         self.activ = nn.GELU()
@@ -87,14 +88,31 @@ def airbench95(num_classes: int = 10) -> nn.Module:
     return AirbenchNet(num_classes, widths=(128, 384, 384))
 
 
-register(ModelSpec(
-    name="airbench94", build=airbench94, input_size=32, mean=CIFAR_MEAN_STD[0], std=CIFAR_MEAN_STD[1],
-    head="head", summary="airbench94's net: 2x2 whitening conv + three conv groups 64/256/256",
-    reference=Reference(94.01, "KellerJordan/cifar10-airbench airbench94.py: mean of 1,000 runs, lossless CIFAR-10"),
-))
-register(ModelSpec(
-    name="airbench95", build=airbench95, input_size=32, mean=CIFAR_MEAN_STD[0], std=CIFAR_MEAN_STD[1],
-    head="head", summary="airbench95's net: airbench94's, wider (conv groups 128/384/384), ~2.5x its cost per image",
-    reference=Reference(95.01, "KellerJordan/cifar10-airbench airbench95.py: mean of 200 runs, 15 epochs, "
-                               "lossless CIFAR-10"),
-))
+register(
+    ModelSpec(
+        name="airbench94",
+        build=airbench94,
+        input_size=32,
+        mean=CIFAR_MEAN_STD[0],
+        std=CIFAR_MEAN_STD[1],
+        head="head",
+        summary="airbench94's net: 2x2 whitening conv + three conv groups 64/256/256",
+        reference=Reference(
+            94.01, "KellerJordan/cifar10-airbench airbench94.py: mean of 1,000 runs, lossless CIFAR-10"
+        ),
+    )
+)
+register(
+    ModelSpec(
+        name="airbench95",
+        build=airbench95,
+        input_size=32,
+        mean=CIFAR_MEAN_STD[0],
+        std=CIFAR_MEAN_STD[1],
+        head="head",
+        summary="airbench95's net: airbench94's, wider (conv groups 128/384/384), ~2.5x its cost per image",
+        reference=Reference(
+            95.01, "KellerJordan/cifar10-airbench airbench95.py: mean of 200 runs, 15 epochs, lossless CIFAR-10"
+        ),
+    )
+)

@@ -44,9 +44,20 @@ def seed_augment(size: int) -> list[v2.Transform]:
     return [v2.RandomCrop(size, padding=4), v2.RandomHorizontalFlip(), v2.ColorJitter(brightness=0.2, contrast=0.2)]
 
 
-SPEC = register(ModelSpec(
-    name="cnn", build=SeedCNN, input_size=32, mean=CIFAR_HALF[0], std=CIFAR_HALF[1], augment=seed_augment,
-    head="classifier", summary="the seed's 5-conv CNN with BatchNorm",
-    reference=Reference(89.11, "seed pipeline 1 (custom CNN, 30 epochs, Adam), lossless CIFAR-10",
-                        "the seed's exact pipeline reached about 85% on the JPEG copy after 25 of 30 epochs"),
-))
+SPEC = register(
+    ModelSpec(
+        name="cnn",
+        build=SeedCNN,
+        input_size=32,
+        mean=CIFAR_HALF[0],
+        std=CIFAR_HALF[1],
+        augment=seed_augment,
+        head="classifier",
+        summary="the seed's 5-conv CNN with BatchNorm",
+        reference=Reference(
+            89.11,
+            "seed pipeline 1 (custom CNN, 30 epochs, Adam), lossless CIFAR-10",
+            "the seed's exact pipeline reached about 85% on the JPEG copy after 25 of 30 epochs",
+        ),
+    )
+)

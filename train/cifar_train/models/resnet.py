@@ -60,8 +60,10 @@ def load_pretrained(weights: WeightsEnum, name: str, model: nn.Module, weights_f
         try:
             state = torch.load(weights_file, map_location="cpu", weights_only=True)
         except Exception as e:  # torch raises many types for a file that is not a checkpoint
-            raise UserError(f"cannot load weights file {weights_file} ({type(e).__name__}): give a {name} "
-                            "state dict or a cifar-train checkpoint") from e
+            raise UserError(
+                f"cannot load weights file {weights_file} ({type(e).__name__}): give a {name} "
+                "state dict or a cifar-train checkpoint"
+            ) from e
         if not isinstance(state, dict):
             raise UserError(f"weights file {weights_file} holds a {type(state).__name__}, not a state dict")
         state = state.get("model", state)  # accept a cifar-train checkpoint as well as a bare state dict
@@ -81,14 +83,26 @@ def transfer_augment(size: int) -> list[v2.Transform]:
 
 
 for _name, _constructor, _weights, _reference in (
-    ("resnet18", resnet18, ResNet18_Weights.IMAGENET1K_V1,
-     Reference(91.95, "seed pipeline 2 (ImageNet ResNet18, layer4 + fc, 10 epochs), lossless CIFAR-10")),
+    (
+        "resnet18",
+        resnet18,
+        ResNet18_Weights.IMAGENET1K_V1,
+        Reference(91.95, "seed pipeline 2 (ImageNet ResNet18, layer4 + fc, 10 epochs), lossless CIFAR-10"),
+    ),
     ("resnet34", resnet34, ResNet34_Weights.IMAGENET1K_V1, None),
     ("resnet50", resnet50, ResNet50_Weights.IMAGENET1K_V1, None),
 ):
-    register(ModelSpec(
-        name=_name, build=partial(resnet_cifar, _constructor), input_size=224, mean=IMAGENET_MEAN_STD[0],
-        std=IMAGENET_MEAN_STD[1], augment=transfer_augment, load_pretrained=partial(load_pretrained, _weights, _name),
-        head="fc", summary=f"torchvision {_name}, ImageNet weights, only layer4 + fc trainable, 224x224 input",
-        reference=_reference,
-    ))
+    register(
+        ModelSpec(
+            name=_name,
+            build=partial(resnet_cifar, _constructor),
+            input_size=224,
+            mean=IMAGENET_MEAN_STD[0],
+            std=IMAGENET_MEAN_STD[1],
+            augment=transfer_augment,
+            load_pretrained=partial(load_pretrained, _weights, _name),
+            head="fc",
+            summary=f"torchvision {_name}, ImageNet weights, only layer4 + fc trainable, 224x224 input",
+            reference=_reference,
+        )
+    )
