@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import missing
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -36,11 +37,11 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 def needs_browser() -> None:
     if not CHROMIUM:
-        pytest.skip("no Chromium: apt-get install -y chromium")
+        missing("no Chromium: apt-get install -y chromium")
     if not shutil.which("node") or not (REPO / "web" / "node_modules" / "playwright-core").is_dir():
-        pytest.skip("no playwright-core: npm ci --prefix web")
+        missing("no playwright-core: npm ci --prefix web")
     if not DIST_CANDIDATES[0].is_dir():
-        pytest.skip("no onnxruntime-web: npm ci --prefix web")
+        missing("no onnxruntime-web: npm ci --prefix web")
 
 
 @pytest.fixture(scope="module")

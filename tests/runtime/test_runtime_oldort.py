@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from extras import missing
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = REPO / "runtime"
@@ -47,7 +48,7 @@ def old_python(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         done = subprocess.run([*pip, *args], capture_output=True, text=True, timeout=TIMEOUT)
         if done.returncode != 0:
             lines = [line for line in done.stderr.splitlines() if not line.startswith("WARNING")]
-            pytest.skip(f"pip cannot install {args}: {lines[-1] if lines else done.returncode}")
+            missing(f"pip cannot install {args}: {lines[-1] if lines else done.returncode}")
     return python
 
 
