@@ -21,6 +21,8 @@ import torch
 
 from cifar_export.errors import ExportError, one_line
 from cifar_export.export import TRAINED, ExportConfig, export_checkpoint, provenance
+from cifar_export.formats import FORMATS
+from cifar_export.formats.onnx_export import FORMAT as ONNX
 from cifar_export.images import load_images, split_folder
 from cifar_export.parity import ParityConfig
 from cifar_export.quantize import QuantizeConfig, quantize_model
@@ -79,16 +81,13 @@ def run_bench(cfg: BenchConfig) -> dict[str, object]:
     tta = source.trained_tta if cfg.tta == TRAINED else cfg.tta
     # The bench's folder is its own scratch space: each run replaces the files of the last.
     export_cfg = ExportConfig(str(out), tta=tta, data=cfg.data, parity=parity, overwrite=True)
-    onnx_result, ts_result, pt2_result = export_checkpoint(checkpoint, ("onnx", "torchscript", "pt2"), export_cfg)
+    exported = dict(zip(FORMATS, export_checkpoint(checkpoint, tuple(FORMATS), export_cfg), strict=True))
+    onnx_result = exported[ONNX.name]  # the file quantisation starts from
     quantized = [("ort-int8", "int8", "cpu")]
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         quantized.append(("ort-fp16", "fp16", "cuda"))  # fp16 pays off on GPUs only
-    rows = [
-        EngineRow("torch-eager", str(weights), _mb(weights), True),
-        EngineRow("torchscript", str(ts_result.path), _mb(ts_result.path), ts_result.published),
-        EngineRow("torch-export", str(pt2_result.path), _mb(pt2_result.path), pt2_result.published),
-        EngineRow("ort-fp32", str(onnx_result.path), _mb(onnx_result.path), onnx_result.published),
-    ]
+    rows = [EngineRow("torch-eager", str(weights), _mb(weights), True)]
+    rows += [EngineRow(FORMATS[name].engine, str(r.path), _mb(r.path), r.published) for name, r in exported.items()]
     for engine, precision, device in quantized:
         qcfg = QuantizeConfig(
             precision, cfg.calibration_count, data=cfg.data, out=str(out), parity=parity, overwrite=True
@@ -96,7 +95,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, object]:
         q = quantize_model(onnx_result.path, qcfg)
         rows.append(EngineRow(engine, str(q.path), _mb(q.path), q.published, device))
     if tta:  # what the views cost: the same weights without test-time augmentation
-        (plain,) = export_checkpoint(checkpoint, ("onnx",), replace(export_cfg, tta=0))
+        (plain,) = export_checkpoint(checkpoint, (ONNX.name,), replace(export_cfg, tta=0))
         rows.append(EngineRow("ort-fp32 no TTA", str(plain.path), _mb(plain.path), plain.published))
 
     info = model_info(source, tta, extra={})

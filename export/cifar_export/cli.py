@@ -17,7 +17,7 @@ from cifar_export.errors import CheckFailed, ExportError, one_line
 from cifar_export.export import TRAINED, ExportConfig, ExportResult, export_checkpoint, refuse_overwrite
 from cifar_export.folder_check import check_folder, write_check
 from cifar_export.formats import FORMATS, ExportOptions
-from cifar_export.onnx_export import DEFAULT_OPSET
+from cifar_export.formats.onnx_export import DEFAULT_OPSET
 from cifar_export.parity import ParityConfig
 from cifar_export.quantize import QuantizeConfig, quantize_model
 from cifar_export.report import bench_table, parity_table, ratio_lines

@@ -97,7 +97,7 @@ def export_checkpoint(checkpoint: Path, formats: tuple[str, ...], cfg: ExportCon
         with tempfile.TemporaryDirectory(prefix="cifar-export-") as tmp:
             candidate = export_candidate(fmt, source, tta, info, cfg.options, Path(tmp) / path.name)
             parity_cfg = cfg.parity
-            if cfg.options.static_batch and name == "onnx":
+            if cfg.options.static_batch and fmt.static_batch_ok:
                 parity_cfg = replace(parity_cfg, batch_sizes=(cfg.options.static_batch,))
             report = check_parity(reference, f"checkpoint {checkpoint.name}", candidate, images, "fp32", parity_cfg)
             results.append(publish(report, info, fmt, Path(tmp) / path.name, path, record))

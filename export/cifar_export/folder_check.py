@@ -20,8 +20,7 @@ import numpy as np
 from cifar_export.errors import ExportError
 from cifar_export.images import labelled_files
 from cifar_runtime import Classifier
-from cifar_train import atomic_write
-from cifar_train.calibration import accepted, expected_calibration_error
+from cifar_train import accepted, atomic_write, expected_calibration_error
 
 RSS_POLL_S = 0.02  # how often the child's memory high-water mark is read
 

@@ -20,8 +20,8 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from cifar_export.engines import onnx_engine, pixels_of
 from cifar_export.errors import ExportError
 from cifar_export.export import ExportResult, provenance, publish, refuse_overwrite
+from cifar_export.formats.onnx_export import FORMAT, INPUT, check, pin_ir_version, save_onnx, set_metadata
 from cifar_export.images import load_images
-from cifar_export.onnx_export import FORMAT, INPUT, check, pin_ir_version, save_onnx, set_metadata
 from cifar_export.parity import ParityConfig, check_parity
 from cifar_train import ensure_writable
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import onnx
 
 from cifar_export.errors import ExportError
-from cifar_export.onnx_export import PROBABILITIES
+from cifar_export.formats.onnx_export import PROBABILITIES
 from cifar_runtime import Classifier, ModelInfo
 from cifar_train import ensure_writable, sha256_file
 

@@ -29,9 +29,9 @@ from cifar_runtime.exitcodes import (
 from cifar_runtime.infer import DEFAULT_WORKERS, InferConfig, infer_files
 from cifar_runtime.inputs import STDIN
 from cifar_runtime.locate import ENV_VAR
-from cifar_runtime.output import RESUMABLE
-from cifar_runtime.precision import AUTO_MAX_DROP
-from cifar_runtime.session import quiet_ort_logs
+from cifar_runtime.output import FORMATS, RESUMABLE
+from cifar_runtime.precision import AUTO_MAX_DROP, PRECISIONS
+from cifar_runtime.session import DEVICES, quiet_ort_logs
 from cifar_runtime.shard import Shard
 from cifar_runtime.text import terminal_safe
 
@@ -50,24 +50,10 @@ Environment:
 """
 
 
-class Device(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class Precision(StrEnum):
-    auto = "auto"
-    fp32 = "fp32"
-    int8 = "int8"
-    fp16 = "fp16"
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
-    csv = "csv"
+# The choices come from the modules that own them (declared once there); Typer shows them in --help.
+Device = StrEnum("Device", {name: name for name in DEVICES})
+Precision = StrEnum("Precision", {name: name for name in PRECISIONS})
+Format = StrEnum("Format", {name: name for name in FORMATS})
 
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
@@ -108,7 +94,7 @@ def main(
         Path | None,
         typer.Option("--model", "-m", help=f"ONNX model file [default: ${ENV_VAR}, else the bundled model]"),
     ] = None,
-    device: Annotated[Device, typer.Option(help="auto: CUDA if it really loads, else CPU.")] = Device.auto,
+    device: Annotated[Device, typer.Option(help="auto: CUDA if it really loads, else CPU.")] = Device["auto"],
     top_k: Annotated[
         int,
         typer.Option(
@@ -125,7 +111,7 @@ def main(
             "-f",
             help="jsonl/csv: one row per file, streamed; json/table files are written whole at the end.",
         ),
-    ] = Format.table,
+    ] = Format["table"],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write rows to this file instead of stdout (-: stdout).")
     ] = None,
@@ -148,7 +134,7 @@ def main(
             help=f"auto: the model's int8 sibling on CPU when its recorded accuracy drop is <= {AUTO_MAX_DROP} points, "
             "else fp32; fp32 / int8 / fp16 (CUDA only): that sibling file (NAME.onnx, NAME.int8.onnx, NAME.fp16.onnx)."
         ),
-    ] = Precision.auto,
+    ] = Precision["auto"],
     max_pixels: Annotated[
         int,
         typer.Option(

@@ -19,8 +19,9 @@ from cifar_runtime.errors import UsageError
 from cifar_runtime.pipeline import Result
 from cifar_runtime.text import terminal_safe
 
-FORMATS = ("table", "json", "jsonl", "csv")
-RESUMABLE = ("jsonl", "csv")
+FORMATS = ("table", "json", "jsonl", "csv")  # cifar-infer --format
+RESUMABLE = ("jsonl", "csv")  # streamed row by row: --resume can continue them
+RAY_FORMATS = (*RESUMABLE, "parquet")  # cifar-ray --format: Parquet is written by Ray's workers
 CSV_COLUMNS = ("path", "label", "index", "confidence", "top_k", "abstained", "error")
 DIGITS = 6  # confidences are rounded to this many decimals
 

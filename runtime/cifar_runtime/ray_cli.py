@@ -24,6 +24,8 @@ from cifar_runtime.decode import DEFAULT_MAX_PIXELS
 from cifar_runtime.errors import CifarRuntimeError, InstallError
 from cifar_runtime.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, error_exit_code
 from cifar_runtime.locate import ENV_VAR
+from cifar_runtime.output import RAY_FORMATS
+from cifar_runtime.precision import PRECISIONS
 from cifar_runtime.text import terminal_safe
 
 if TYPE_CHECKING:
@@ -34,16 +36,8 @@ SAMPLE_EVERY = 0.1  # seconds between memory samples in `bench`
 MIB = 2**20
 
 
-class Precision(StrEnum):  # fp16 runs only on CUDA, and these actors run on CPU
-    auto = "auto"
-    fp32 = "fp32"
-    int8 = "int8"
-
-
-class Format(StrEnum):
-    jsonl = "jsonl"
-    csv = "csv"
-    parquet = "parquet"
+Precision = StrEnum("Precision", {p: p for p in PRECISIONS if p != "fp16"})  # fp16 runs on CUDA; actors on CPU
+Format = StrEnum("Format", {name: name for name in RAY_FORMATS})
 
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False, no_args_is_help=True)
@@ -68,14 +62,14 @@ def classify(
         str, typer.Option("--output", "-o", help="jsonl/csv: a local file; parquet: a folder or a URI (s3://...).")
     ],
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Rows as cifar-infer writes them, or Parquet.")] = (
-        Format.jsonl
+        Format["jsonl"]
     ),
     model: Model = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Also list the K most likely classes.")] = 1,
     batch_size: BatchSize = 64,
     precision: Annotated[
         Precision, typer.Option(help="auto: the int8 sibling on CPU when cifar-infer would pick it; see cifar-infer.")
-    ] = Precision.auto,
+    ] = Precision["auto"],
     max_pixels: Annotated[
         int, typer.Option(min=1, help="Refuse, unread, an image declaring more pixels than this.")
     ] = DEFAULT_MAX_PIXELS,

@@ -31,7 +31,7 @@ from cifar_runtime.decode import DEFAULT_MAX_PIXELS, DecodeConfig, return_large_
 from cifar_runtime.errors import InstallError, Interrupted, OutputError, UsageError, one_line
 from cifar_runtime.inputs import IMAGE_SUFFIXES, STDIN, find_images, input_at
 from cifar_runtime.interrupts import HeldInterrupts
-from cifar_runtime.output import make_writer, to_row
+from cifar_runtime.output import RAY_FORMATS, make_writer, to_row
 from cifar_runtime.pipeline import Result, classify_files
 from cifar_runtime.status import Summary
 
@@ -43,7 +43,6 @@ try:
 except ImportError as e:
     raise InstallError(f"cifar_runtime.ray_data needs Ray Data ({e}): pip install 'cifar-runtime[ray]'") from e
 
-FORMATS = ("jsonl", "csv", "parquet")
 BLOCK_ROWS = 1024  # paths per Ray Data block (at most) when this process lists the inputs
 MIN_BLOCKS = 16  # ... and at least this many blocks, so a small job still spreads over the actors
 CONNECT_TIMEOUT = 10  # seconds to wait for a Ray head node to accept a connection
@@ -178,8 +177,8 @@ def classify(
     parquet: a folder of Parquet files (local, or a URI such as s3://bucket/preds/) that Ray's workers write.
     Raises UsageError, ModelError, OutputError (a failed write, or a Ray job that failed) and Interrupted.
     """
-    if fmt not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt not in RAY_FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(RAY_FORMATS)}, got {fmt!r}")
     if fmt != "parquet" and is_uri(os.fspath(output)):
         raise UsageError(f"{fmt} is written to a local file by this process; for {output} use --format parquet")
     ds, unreadable = read_inputs(inputs, stdin, None if is_uri(os.fspath(output)) else output)

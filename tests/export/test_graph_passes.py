@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from cifar_export.onnx_export import fold_batchnorm_through_maxpool
+from cifar_export.formats.onnx_export import fold_batchnorm_through_maxpool
 from cifar_runtime.session import open_session
 
 

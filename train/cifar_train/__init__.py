@@ -36,6 +36,8 @@ _PUBLIC = {
     "eval_transform": "data",
     "scan_image_folder": "data",
     "load_image_folder": "data",
+    # confidence (numpy only)
+    "accepted": "calibration", "expected_calibration_error": "calibration", "fit_temperature": "calibration",
     # errors
     "UserError": "errors",
 }

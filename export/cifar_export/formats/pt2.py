@@ -71,5 +71,6 @@ FORMAT = register(
         export_program,
         load_engine,
         restamp,
+        "torch-export",
     )
 )

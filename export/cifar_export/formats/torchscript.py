@@ -82,5 +82,6 @@ FORMAT = register(
         export_torchscript,
         load_engine,
         restamp,
+        "torchscript",
     )
 )

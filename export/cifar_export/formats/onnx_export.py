@@ -202,6 +202,8 @@ FORMAT = register(
         _export,
         onnx_engine,
         restamp,
+        "ort-fp32",
+        static_batch_ok=True,
         raw_ok=True,
     )
 )

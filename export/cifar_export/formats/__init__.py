@@ -1,5 +1,6 @@
-"""The registry of export formats. A format is one file in this package that registers how to write a model,
-read it back as an Engine, and rewrite its metadata; adding a format is adding such a file.
+"""The registry of export formats. A format is one module in this package that registers how to write a model,
+read it back as an Engine, and rewrite its metadata; adding a format is adding such a file (and its test): the CLI
+verbs, `all`, the bench and the card derive from FORMATS.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 class ExportOptions:
     """What a format may need to know beyond the model and its metadata."""
 
-    opset: int = 20  # ONNX opset: 20 has GELU as one op (onnx_export.py says why that matters)
+    opset: int = 20  # ONNX opset: 20 has GELU as one op (formats/onnx_export.py says why that matters)
     static_batch: int = 0  # fix the batch axis to this size; 0 = dynamic
     raw: bool = False  # input uint8 (N, H, W, 3) RGB pixels, preprocessing inside the graph (formats with raw_ok)
 
@@ -33,7 +34,9 @@ class Format:
     export: Callable[[Any, ModelInfo, ExportOptions, Path], None]  # (eval-mode module, metadata, options, path)
     load: Callable[[Path], Engine]  # read a written file back (its metadata in Engine.info)
     restamp: Callable[[Path, dict[str, str], Path], None]  # (written file, new metadata props, destination)
+    engine: str  # the name of its row in `cifar-export bench`, e.g. "ort-fp32"
     raw_ok: bool = False  # can write the self-contained variant that takes raw pixels (ExportOptions.raw)
+    static_batch_ok: bool = False  # can fix the batch axis (ExportOptions.static_batch); parity runs at that size
 
 
 FORMATS: dict[str, Format] = {}
@@ -72,5 +75,13 @@ def open_engine(path: Path, device: str = "cpu") -> Engine:
     raise ExportError(f"{path} is not an exported model ({known}) or a cifar-train checkpoint (.pt)")
 
 
-# Importing the modules fills the registry.
-from cifar_export import onnx_export, pt2, torchscript  # noqa: E402, F401
+def _register_all() -> None:
+    """Import every module of this package: each registers its format (in file-name order; onnx_export first)."""
+    import importlib
+    import pkgutil
+
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: (m.name != "onnx_export", m.name)):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_register_all()
