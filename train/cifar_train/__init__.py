@@ -37,7 +37,9 @@ _PUBLIC = {
     "scan_image_folder": "data",
     "load_image_folder": "data",
     # confidence (numpy only)
-    "accepted": "calibration", "expected_calibration_error": "calibration", "fit_temperature": "calibration",
+    "accepted": "calibration",
+    "expected_calibration_error": "calibration",
+    "fit_temperature": "calibration",
     # errors
     "UserError": "errors",
 }
