@@ -7,6 +7,7 @@ finishes, so an interrupted or resumed run never computes a teacher twice.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from cifar_train.augment import normalize
-from cifar_train.checkpoint import atomic_write, load_checkpoint, model_from_checkpoint, sha256_file
+from cifar_train.checkpoint import atomic_write, load_checkpoint, model_from_checkpoint
 from cifar_train.errors import UserError
 from cifar_train.loop import autocast
 from cifar_train.tta import TestTimeAugmentation
@@ -48,9 +49,9 @@ def teacher_probabilities(
     cached = _read_cache(cache, key)
     probs = []
     for path in teacher_paths(teachers):
-        digest = sha256_file(path)
+        ckpt = load_checkpoint(path)
+        digest = weights_sha256(ckpt)  # the weights, not the file: a record added to the checkpoint changes nothing
         if digest not in cached:
-            ckpt = load_checkpoint(path)
             if tuple(ckpt["classes"]) != classes:
                 raise UserError(
                     f"--teachers: {path} was trained on classes {list(ckpt['classes'])}, this run has {list(classes)}"
@@ -73,6 +74,16 @@ def _logits(ckpt: dict, tta: int, images: torch.Tensor, device: torch.device, am
         with autocast(device, amp):
             out.append(model(x).float().cpu())
     return torch.cat(out)  # (N, C)
+
+
+def weights_sha256(ckpt: dict) -> str:
+    """sha256 of a checkpoint's architecture and weights (names, dtypes, shapes, values), in name order."""
+    h = hashlib.sha256(str(ckpt["arch"]).encode())
+    for name, tensor in sorted(ckpt["model"].items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _images_key(images: torch.Tensor) -> list[int]:
