@@ -13,6 +13,7 @@ import cifar_train.run as run_module
 from cifar_train.checkpoint import load_checkpoint, model_from_checkpoint
 from cifar_train.cli import app
 from cifar_train.config import RECIPES
+from cifar_train.errors import UserError
 from cifar_train.run import portable, train
 from cifar_train.summary import load_run, table
 
@@ -348,3 +349,16 @@ def test_compare_refuses_an_unfinished_run_in_one_line(tmp_path):
     (tmp_path / "run").mkdir()
     r = CliRunner().invoke(app, ["compare", str(tmp_path / "run")])
     assert r.exit_code == 2 and "has no metrics.json" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_tensorboard_without_its_package_is_refused_before_any_data_is_read(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if tensorboard were not installed
+    cfg = cnn_config(tmp_path / "no-data-here", tmp_path / "run", tensorboard=True)
+    with pytest.raises(UserError, match="--tensorboard needs the tensorboard package"):
+        train(cfg)
+
+
+def test_bench_with_a_batch_larger_than_the_data_is_one_line(cifar_fixture):
+    r = CliRunner().invoke(app, ["bench", "fast", "--data", str(cifar_fixture), "--batch-size", "0", "--steps", "2",
+                                 "--device", "cpu"])
+    assert r.exit_code == 2 and "is larger than the" in r.output and "Traceback" not in r.output

@@ -13,6 +13,7 @@ import torch
 from cifar_train.config import TrainConfig
 from cifar_train.data import build_datasets
 from cifar_train.distributed import Dist, select_device
+from cifar_train.errors import UserError
 from cifar_train.loop import amp_dtype, grad_scaler, step_options, train_one_epoch
 from cifar_train.optim import build_optimizer
 from cifar_train.run import build_model, train_loader
@@ -42,6 +43,9 @@ def bench_training(cfg: TrainConfig, steps: int) -> tuple[list[BenchRow], dict[s
     def row(name: str, images: int, seconds: float) -> BenchRow:
         return BenchRow(name, images / seconds, len(data.train) / (images / seconds))
 
+    if len(train_loader(data, cfg, Dist(), 2, pin=False)) == 0:
+        raise UserError(f"--batch-size {cfg.batch_size} is larger than the {len(data.train)} training images: "
+                        "pass a smaller one")
     tick = time.perf_counter()
     batches = list(itertools.islice(iter(train_loader(data, cfg, Dist(), 2, pin=False)), steps))
     n = sum(len(y) for _, y in batches)

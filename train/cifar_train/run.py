@@ -42,7 +42,7 @@ from cifar_train.metrics import classification_report, roc_curves
 from cifar_train.models import get_spec
 from cifar_train.optim import Lookahead, build_optimizer, build_scheduler, prepare_model, whitening_bias_trains
 from cifar_train.plots import plot_confusion, plot_curves, plot_roc
-from cifar_train.tblog import TensorBoardLog
+from cifar_train.tblog import TensorBoardLog, check_tensorboard
 from cifar_train.tta import TestTimeAugmentation
 
 HISTORY_COLUMNS = (
@@ -185,6 +185,8 @@ def train(cfg: TrainConfig, resume: bool = False, console: Console | None = None
     """Train per cfg into cfg.out; with resume, continue from cfg.out/last.pt. Returns the final metrics."""
     console = console or Console(stderr=True, soft_wrap=True)
     validate_config(cfg)
+    if cfg.tensorboard:
+        check_tensorboard()  # before any data is read, as every other flag
     d = init_distributed()
     try:
         if d.is_main:

@@ -9,12 +9,19 @@ from typing import Any
 from cifar_train.errors import UserError
 
 
+def check_tensorboard() -> None:
+    """UserError unless torch's SummaryWriter can be imported (it needs the tensorboard package)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError as e:
+        raise UserError("--tensorboard needs the tensorboard package: pip install './train[tensorboard]'") from e
+
+
 class TensorBoardLog:
     def __init__(self, folder: Path) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as e:  # torch's writer needs the tensorboard package
-            raise UserError("--tensorboard needs the tensorboard package: pip install './train[tensorboard]'") from e
+        check_tensorboard()
+        from torch.utils.tensorboard import SummaryWriter
+
         self.writer = SummaryWriter(str(folder))
 
     def epoch(self, row: dict[str, float]) -> None:
