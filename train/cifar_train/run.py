@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
-import os
-import platform
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -20,30 +17,27 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from cifar_train import temperature
 from cifar_train.augment import BatchAugmentLoader, epoch_seed, normalize
 from cifar_train.checkpoint import atomic_write, build_checkpoint, ensure_writable, load_checkpoint, save_checkpoint
 from cifar_train.config import RUN_FIELDS, TrainConfig, validate_config
 from cifar_train.data import Datasets, build_datasets
 from cifar_train.distill import CACHE, teacher_probabilities
-from cifar_train.distributed import Dist, broadcast_buffers, gather, init_distributed, select_device, shutdown
+from cifar_train.distributed import Dist, broadcast_buffers, init_distributed, select_device, shutdown
 from cifar_train.errors import UserError
+from cifar_train.finish import finish, portable  # noqa: F401  (portable: a public helper of runs)
 from cifar_train.loop import (
     EpochStats,
     Evaluation,
-    StepOptions,
     evaluate,
     grad_scaler,
     native_bf16,
     step_options,
     train_one_epoch,
 )
-from cifar_train.metrics import classification_report, roc_curves
 from cifar_train.models import get_spec
 from cifar_train.optim import Lookahead, build_optimizer, build_scheduler, prepare_model, whitening_bias_trains
-from cifar_train.plots import plot_confusion, plot_curves, plot_roc
+from cifar_train.record import RunRecord
 from cifar_train.tblog import TensorBoardLog, check_tensorboard
-from cifar_train.tta import TestTimeAugmentation
 
 HISTORY_COLUMNS = (
     "epoch",
@@ -63,8 +57,13 @@ HISTORY_COLUMNS = (
 @dataclass(frozen=True)
 class RunResult:
     out: Path
-    metrics: dict[str, Any]
+    record: RunRecord  # what metrics.json holds
     model: nn.Module  # the final (last-epoch) weights of this process, unwrapped
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The record as metrics.json holds it."""
+        return self.record.to_json()
 
 
 def set_deterministic(on: bool) -> None:
@@ -151,10 +150,6 @@ def write_history(history: list[dict], path: Path) -> None:
             w.writerows(history)
 
     atomic_write(path, write)
-
-
-def write_json(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n"))
 
 
 def check_resumable(ckpt: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
@@ -334,153 +329,9 @@ def _train(cfg: TrainConfig, resume: bool, d: Dist, console: Console) -> RunResu
             if board:
                 board.epoch(history[-1])
 
-    metrics = finish(cfg, data, out, device, opts, d, history, select_split, time.perf_counter() - started, log)
+    record = finish(cfg, data, out, device, opts, d, history, select_split, time.perf_counter() - started, log)
     if board:
-        board.finish(metrics["config"], {k: metrics[k] for k in ("val_acc", "test_acc", "test_loss")})
-    return RunResult(out=out, metrics=metrics, model=model)
-
-
-def finish(
-    cfg: TrainConfig,
-    data: Datasets,
-    out: Path,
-    device: torch.device,
-    opts: StepOptions,
-    d: Dist,
-    history: list[dict],
-    select_split: str,
-    seconds: float,
-    log: Any,
-) -> dict[str, Any]:
-    """Evaluate the selected checkpoint once on test (and val), write metrics.json and the plots."""
-    if d.enabled:
-        torch.distributed.barrier()  # rank 0 has finished writing best.pt
-    best = load_checkpoint(out / "best.pt")
-    model = get_spec(cfg.arch).build(len(data.classes))
-    model.load_state_dict(best["model"])
-    model = model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
-    args = (len(data.classes), cfg.batch_size, device, opts, d, cfg.workers)
-    tick = time.perf_counter()
-    by_tta = {
-        level: evaluate(TestTimeAugmentation(model, level), data.test, *args, description=f"test tta {level}")
-        for level in range(cfg.tta + 1)
-    }
-    test = by_tta[cfg.tta]
-    val_by_tta = (
-        {
-            level: evaluate(TestTimeAugmentation(model, level), data.val, *args, description=f"val tta {level}")
-            for level in range(cfg.tta + 1)
-        }
-        if data.val is not None
-        else {}
-    )
-    val = val_by_tta.get(cfg.tta)
-    fitted = temperature.fit_levels(val_by_tta, by_tta, d)
-    final_eval_seconds = time.perf_counter() - tick
-    probs, labels = gather(test.probs, d), gather(test.labels, d)
-    roc = roc_curves(probs, labels)
-    epochs = [h for h in history if h["epoch"] > 0]
-    metrics = {
-        "arch": cfg.arch,
-        "best_epoch": best["epoch"],
-        "epochs": len(history),
-        "selected_on": select_split,
-        "selection_note": "best epoch chosen on the held-out validation split; test evaluated once"
-        if select_split == "val"
-        else "--val-size 0: best epoch chosen on the test split (the seed's behaviour), so test accuracy is optimistic",
-        "val_acc": val.acc if val else None,
-        "val_loss": val.loss if val else None,
-        "test_acc": test.acc,
-        "test_loss": test.loss,
-        "tta": cfg.tta,
-        "test_acc_by_tta": {str(level): e.acc for level, e in by_tta.items()},
-        "val_acc_by_tta": {str(level): e.acc for level, e in val_by_tta.items()},
-        "test": classification_report(test.confusion, data.classes),
-        "test_roc_auc": {data.classes[c]: auc for c, (_, _, auc) in roc.items()},  # one-vs-rest, per class
-        temperature.KEY: temperature.record(fitted),  # per TTA level, fitted on validation only
-        "val": classification_report(val.confusion, data.classes) if val else None,
-        "data": {
-            "source": portable(cfg.data) if cfg.data else "torchvision CIFAR10",
-            "train": len(data.train),
-            "val": len(data.val) if data.val else 0,
-            "test": len(data.test),
-        },
-        "seed": cfg.seed,
-        "config": {**asdict(cfg), "data": portable(cfg.data), "out": portable(cfg.out)},
-        "timing": {
-            "epochs_seconds": sum(h["seconds"] for h in epochs),  # all epochs, across resumes
-            "train_data_seconds": sum(h["data_seconds"] for h in epochs),  # of which waiting for batches
-            "epoch_eval_seconds": sum(h.get("eval_seconds", 0.0) for h in epochs),  # selection passes
-            "final_eval_seconds": final_eval_seconds,  # test (each TTA level) and val of the selected model
-            "process_seconds": seconds,  # this process only: decoding, its epochs, the final evaluation
-            "mean_epoch_seconds": _mean(h["seconds"] for h in epochs),
-            "mean_data_wait_seconds": _mean(h["data_seconds"] for h in epochs),
-            "mean_images_per_s": _mean(h["images_per_s"] for h in epochs),
-            "mean_step_images_per_s": _mean(h["step_images_per_s"] for h in epochs),
-        },
-        "environment": {
-            "torch": torch.__version__,
-            "device": str(device),
-            "world_size": d.world_size,
-            "python": platform.python_version(),
-            "cpu_threads": torch.get_num_threads(),
-            "cpu": cpu_model(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cpu_native_bf16": native_bf16(),
-            "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        },
-    }
-    log(
-        f"best epoch {best['epoch']} (selected on {select_split}): "
-        + (f"val acc {val.acc:.2%}, " if val else "")
-        + f"test acc {test.acc:.2%}  -> {out}"
-    )
-    log(temperature.summary_line(fitted, cfg.tta))
-    if d.is_main:
-        best["metrics"] = {
-            **best["metrics"],
-            "val_acc": metrics["val_acc"],
-            "val_loss": metrics["val_loss"],
-            "test_acc": test.acc,
-            "test_loss": test.loss,
-            "tta": cfg.tta,
-            "val_acc_by_tta": metrics["val_acc_by_tta"],
-            "test_acc_by_tta": metrics["test_acc_by_tta"],
-        }
-        best[temperature.KEY] = temperature.record(fitted)
-        save_checkpoint(out / "best.pt", best)
-        write_json(metrics, out / "metrics.json")
-        title = f"{cfg.arch} on CIFAR-10"
-        plot_curves(history, out / "curves.png", title, best["epoch"] if select_split == "val" else None)
-        plot_confusion(
-            metrics["test"]["confusion_matrix"],
-            list(data.classes),
-            out / "confusion.png",
-            f"{title}: test confusion (acc {test.acc:.2%})",
+        board.finish(
+            record.config, {"val_acc": record.val_acc, "test_acc": record.test_acc, "test_loss": record.test_loss}
         )
-        plot_roc(roc, list(data.classes), out / "roc.png", f"{title}: one-vs-rest ROC on test")
-        temperature.write_plot(fitted, cfg.tta, test, d, out / "calibration.png", cfg.arch)
-    return metrics
-
-
-def cpu_model() -> str:
-    """The CPU's model name, since training times depend on it: /proc/cpuinfo on Linux, platform's guess elsewhere."""
-    try:
-        names = [
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ]
-    except OSError:
-        names = []
-    return names[0] if names else platform.processor() or platform.machine()
-
-
-def portable(path: str) -> str:
-    """A path as it should be recorded: relative to the working directory, never this machine's absolute path."""
-    return os.path.relpath(path) if path and os.path.isabs(path) else path
-
-
-def _mean(values: Any) -> float | None:
-    values = list(values)
-    return sum(values) / len(values) if values else None
+    return RunResult(out=out, record=record, model=model)

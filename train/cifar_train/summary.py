@@ -12,8 +12,8 @@ from pathlib import Path
 
 from cifar_train.checkpoint import atomic_write
 from cifar_train.config import recipe_and_flags
-from cifar_train.errors import UserError
 from cifar_train.plots import plot_time_to_accuracy
+from cifar_train.record import RunRecord
 
 
 @dataclass(frozen=True)
@@ -86,23 +86,19 @@ def _history(run: Path) -> list[dict[str, float]]:
 
 def load_run(run: Path) -> Run:
     """Read a finished run folder (metrics.json, history.csv)."""
-    if not (run / "metrics.json").is_file():
-        raise UserError(f"{run} has no metrics.json: give the folders of finished runs")
-    metrics = json.loads((run / "metrics.json").read_text())
+    record = RunRecord.read(run / "metrics.json")
     elapsed, curve = 0.0, []
     for row in _history(run):
         elapsed += row["seconds"] + row.get("eval_seconds", 0.0)
         if "val_acc" in row:
             curve.append((elapsed / 60, row["val_acc"]))
-    name, flags = recipe_and_flags(metrics["config"])
-    val = metrics["val_acc"] if metrics["val_acc"] is not None else float("nan")
+    name, flags = recipe_and_flags(record.config)
+    val = record.val_acc if record.val_acc is not None else float("nan")
     # Runs without TTA (and records older than test_acc_by_tta) have their plain accuracy as test_acc.
-    by_tta = metrics.get("test_acc_by_tta") or ({"0": metrics["test_acc"]} if not metrics["config"].get("tta") else {})
-    fit = (metrics.get("temperature_scaling") or {}).get(str(metrics["config"].get("tta", 0)))
+    by_tta = record.test_acc_by_tta or ({"0": record.test_acc} if not record.config.get("tta") else {})
+    fit = record.fit
     ece = (fit["test_before"]["ece"], fit["test_after"]["ece"]) if fit else None
-    return Run(
-        run, name, tuple(flags), metrics["seed"], metrics["test_acc"], by_tta.get("0"), val, elapsed / 60, curve, ece
-    )
+    return Run(run, name, tuple(flags), record.seed, record.test_acc, by_tta.get("0"), val, elapsed / 60, curve, ece)
 
 
 def summarize(runs: list[Run], out: Path | None = None, pool: Iterable[str] = ()) -> list[Group]:
