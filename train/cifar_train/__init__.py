@@ -29,6 +29,10 @@ _PUBLIC = {
     "Recipe": "config",
     "TrainConfig": "config",
     "recipe_of": "config",
+    "recipe_and_flags": "config",
+    # the run record (metrics.json)
+    "RunRecord": "record",
+    "Timing": "record",
     "TestTimeAugmentation": "tta",
     "TTA_LEVELS": "tta",
     # data

@@ -248,7 +248,7 @@ def _train(cfg: TrainConfig, resume: bool, d: Dist, console: Console) -> RunResu
 
     soft = (
         teacher_probabilities(
-            cfg.teachers, cfg.distill_temperature, data.train.images, data.classes, device, opts.amp, out / CACHE, log
+            cfg.teachers, cfg.distill_temperature, data.train.images, data.classes, device, out / CACHE, log
         )
         if cfg.teachers
         else None
