@@ -25,9 +25,11 @@ from cifar_train import ensure_writable, sha256_file
 PAGE = Path(__file__).resolve().parent / "page"  # index.html, app.js
 # onnxruntime-web's files the page loads: the WebAssembly-only bundle, its loader and the SIMD binary.
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+ORT_WEB_VERSION = "1.30.0"  # the version web/package.json pins, which the browser test runs
 NPM_DIST = Path("node_modules") / "onnxruntime-web" / "dist"
-# Where `npm ci --prefix web` puts it in a clone: beside the packages, and from the repo root.
-DIST_CANDIDATES = (Path(__file__).resolve().parents[2] / "web" / NPM_DIST, Path("web") / NPM_DIST)
+# Where it is looked for, in order: `npm ci --prefix web` in a clone (beside an editable install of this package,
+# then under the working directory), and `npm install onnxruntime-web` in the working directory (any install).
+DIST_CANDIDATES = (Path(__file__).resolve().parents[2] / "web" / NPM_DIST, Path("web") / NPM_DIST, NPM_DIST)
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,16 @@ class WebConfig:
 
 def find_ort_dist(given: Path | None) -> Path:
     """The onnxruntime-web dist/ folder holding ORT_FILES, or an ExportError saying how to get it."""
-    for folder in [given] if given else DIST_CANDIDATES:
+    candidates = [given] if given else list(dict.fromkeys(p.resolve() for p in DIST_CANDIDATES))
+    for folder in candidates:
         if all((folder / name).is_file() for name in ORT_FILES):
             return folder
-    where = given or DIST_CANDIDATES[0]
+    if given:
+        raise ExportError(f"--ort-dist {given} does not hold onnxruntime-web's {', '.join(ORT_FILES)}")
     raise ExportError(
-        f"onnxruntime-web not found in {where}: run `npm ci --prefix web` in the repository (the "
-        "version is pinned in web/package-lock.json) or pass --ort-dist DIST_FOLDER"
+        f"onnxruntime-web not found (looked in {', '.join(map(str, candidates))}): run "
+        f"`npm install onnxruntime-web@{ORT_WEB_VERSION}` in this folder, or `npm ci --prefix web` in the "
+        "repository, or pass --ort-dist DIST_FOLDER"
     )
 
 

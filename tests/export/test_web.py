@@ -175,3 +175,28 @@ def test_overwrite_replaces_an_earlier_page_and_nothing_else(
     result = CliRunner().invoke(app, ["web", str(calibrated_raw), "--out", str(page), "--overwrite"])
     assert result.exit_code == 0, result.output
     assert json.loads((page / "model.json").read_text())["layout"] == "NHWC"
+
+
+def test_the_pinned_version_is_the_one_the_package_names() -> None:
+    from cifar_export.web import ORT_WEB_VERSION
+
+    assert json.loads((REPO / "web" / "package.json").read_text())["dependencies"]["onnxruntime-web"] == ORT_WEB_VERSION
+
+
+def test_outside_the_repository_it_finds_an_npm_install_in_the_working_folder(
+    calibrated_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cifar_export.web as web
+
+    needs_browser()  # for onnxruntime-web's files
+    monkeypatch.setattr(web, "DIST_CANDIDATES", web.DIST_CANDIDATES[1:])  # as a non-editable install sees it
+    monkeypatch.chdir(tmp_path)
+    missing = CliRunner().invoke(app, ["web", str(calibrated_raw), "--out", "site"])
+    assert missing.exit_code == 2 and f"npm install onnxruntime-web@{web.ORT_WEB_VERSION}` in this folder" in (
+        missing.stderr
+    )
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / "onnxruntime-web").symlink_to(DIST_CANDIDATES[0].parent)
+    built = CliRunner().invoke(app, ["web", str(calibrated_raw), "--out", "site"])
+    assert built.exit_code == 0, built.output
+    assert (tmp_path / "site" / "ort" / "ort.wasm.min.js").is_file()
