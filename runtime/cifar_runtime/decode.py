@@ -111,8 +111,9 @@ def decode_file(
         if cost > decode.max_pixels:
             reduced = f"; decoded at reduced scale it would still be {cost}" if cost != declared else ""
             raise ImageError(
-                f"refused as a possible decompression bomb: it declares {width}x{height} = {declared} pixels"
-                f"{reduced}, over the limit of {decode.max_pixels} (max_pixels)"
+                f"larger than the pixel limit: it declares {width}x{height} = {declared} pixels{reduced}, over the "
+                f"limit of {decode.max_pixels} (raise it with cifar-infer --max-pixels N, or "
+                "DecodeConfig(max_pixels=N) in Python, to read it)"
             )
         with budget.hold(cost) if budget is not None else contextlib.nullcontext():
             out = None
@@ -146,8 +147,12 @@ def _as_image_error() -> Iterator[None]:
         raise ImageError(e.strerror or type(e).__name__) from e
     except UnidentifiedImageError as e:
         raise ImageError("not an image file Pillow can read") from e
+    except OSError as e:
+        if e.errno is None:  # Pillow's own OSErrors (truncated data and the like) carry no errno
+            raise ImageError(f"corrupt or truncated image (OSError: {one_line(e)})") from e
+        raise ImageError(e.strerror or os.strerror(e.errno)) from e  # the file system's: a symlink loop, an I/O error
     except Image.DecompressionBombError as e:  # over Pillow's own hard limit, 2 x PIL.Image.MAX_IMAGE_PIXELS
-        raise ImageError(f"refused as a possible decompression bomb: {one_line(e)}") from e
+        raise ImageError(f"larger than Pillow's own hard limit, which no flag raises: {one_line(e)}") from e
     except Exception as e:
         # Pillow's decoders raise many types on corrupt data (OSError, SyntaxError, ValueError,
         # struct.error, EOFError, ...); each of them means the same thing here.

@@ -242,7 +242,7 @@ def test_a_decompression_bomb_warning_never_reaches_stderr(tmp_path: Path, class
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         (outcome,) = classifier.predict_many([bomb])
-    assert isinstance(outcome, ImageError) and "decompression bomb" in str(outcome)
+    assert isinstance(outcome, ImageError) and "larger than the pixel limit" in str(outcome)
     assert caught == []  # the API raised nothing else and printed nothing beside the error
     result = invoke("-m", TINY, "-f", "jsonl", bomb)
     assert result.exit_code == EXIT_PARTIAL and only_line(result).startswith("cifar-infer: 1 files, 0 classified")
@@ -283,3 +283,10 @@ def test_predict_many_gives_one_result_per_input_in_order(
     assert str(results[1]) == f"{bad}: not an image file Pillow can read"
     assert str(results[3]) == f"{tmp_path / 'missing.png'}: No such file or directory"
     assert classifier.predict_many([]) == []
+
+
+def test_a_symlink_loop_is_named_as_what_it_is(tmp_path: Path, classifier: Classifier) -> None:
+    loop = tmp_path / "loop.jpg"
+    loop.symlink_to(loop)
+    (outcome,) = classifier.predict_many([loop])
+    assert isinstance(outcome, ImageError) and str(outcome).endswith("Too many levels of symbolic links")

@@ -15,10 +15,10 @@ from PIL import Image, ImageFile
 from runtime_files import TINY
 from typer.testing import CliRunner
 
+from benchmarks.hostile_files import BIG, hostile_headers, upscaled_photos
+from benchmarks.measure import run_measured
 from cifar_runtime import Classifier, ImageError
 from cifar_runtime import decode as decode_module
-from cifar_runtime.bench import run_cli
-from cifar_runtime.bench_files import BIG, hostile_headers, upscaled_photos
 from cifar_runtime.cli import app, resume_command
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS, DecodeBudget, DecodeConfig, load_image
 from cifar_runtime.exitcodes import EXIT_OK, EXIT_PARTIAL
@@ -53,7 +53,7 @@ def test_declared_size_over_the_limit_is_refused_before_decoding(
     for path, outcome in zip(big, classifier.predict_many(big), strict=True):
         assert isinstance(outcome, ImageError), path.name
         if path.name == "jpeg_big.jpg":  # HUGE, as a baseline JPEG counts at its reduced scale: past Pillow's own limit
-            assert "decompression bomb" in str(outcome)
+            assert "larger than Pillow's own hard limit, which no flag raises" in str(outcome)
         elif path.suffix != ".webp":  # libwebp itself refuses a canvas that does not match its frame, before us
             assert f"declares {BIG}x{BIG} = {BIG * BIG} pixels, over the limit of {DEFAULT_MAX_PIXELS}" in str(outcome)
     assert loaded == []  # not one of them reached a decoder
@@ -61,9 +61,12 @@ def test_declared_size_over_the_limit_is_refused_before_decoding(
 
 def test_every_hostile_file_is_one_error_row_and_the_process_stays_small(hostile: Path, tmp_path: Path) -> None:
     out = tmp_path / "rows.jsonl"
-    run = run_cli(["-m", str(TINY), str(hostile)], out)  # a real cifar-infer process; its own peak RSS
+    # a real cifar-infer process, and its own peak RSS
+    run = run_measured(
+        [sys.executable, "-m", "cifar_runtime", "-m", str(TINY), str(hostile), "-f", "jsonl", "-o", str(out)]
+    )
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert run.exit_code == EXIT_PARTIAL, run.stderr
+    assert run.returncode == EXIT_PARTIAL, run.stderr
     assert sorted(Path(r["path"]).name for r in rows) == sorted(p.name for p in hostile.iterdir())
     over = [r for r in rows if "_big." in r["path"] or "_huge." in r["path"]]
     assert len(over) == 8 and all(set(r) == {"path", "error"} for r in over)
@@ -91,8 +94,8 @@ def test_max_pixels_is_the_limit_and_can_be_raised(tmp_path: Path, test_images: 
     assert small.exit_code == EXIT_PARTIAL
     error = json.loads(small.stdout)["error"]
     assert error == (
-        "refused as a possible decompression bomb: it declares 200x100 = 20000 pixels, "
-        "over the limit of 19999 (max_pixels)"
+        "larger than the pixel limit: it declares 200x100 = 20000 pixels, over the limit of 19999 (raise it with "
+        "cifar-infer --max-pixels N, or DecodeConfig(max_pixels=N) in Python, to read it)"
     )
     enough = CliRunner().invoke(app, ["-m", str(TINY), "-f", "jsonl", "--max-pixels", "20000", str(photo)])
     assert enough.exit_code == EXIT_OK and "label" in json.loads(enough.stdout)

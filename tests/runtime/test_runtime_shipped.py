@@ -1,20 +1,25 @@
 """The trained model that ships inside the package: it is the published artifact, and it classifies real images."""
 
+import hashlib
 import json
 from pathlib import Path
 
-from runtime_files import SHIPPED
+from runtime_files import SHIPPED_RUN
 
 from cifar_runtime import Classifier
 from cifar_runtime.locate import bundled_model
 
 
-def test_bundled_model_is_the_published_artifact():
+def test_bundled_model_is_exported_from_the_committed_checkpoint_with_its_temperature():
     bundled = bundled_model()
     assert bundled is not None, "the bundled model in runtime/cifar_runtime/models/ is missing"
-    assert bundled.read_bytes() == SHIPPED.read_bytes(), (
-        f"the runtime's copy differs from {SHIPPED}: copy the artifact into the package again"
-    )
+    metrics = json.loads((SHIPPED_RUN / "metrics.json").read_text())
+    for precision in ("fp32", "int8"):
+        info = Classifier(bundled, device="cpu", precision=precision).info
+        checkpoint = hashlib.sha256((SHIPPED_RUN / "best.pt").read_bytes()).hexdigest()
+        assert info.source_sha256 == checkpoint, f"the bundled {precision} file comes from another checkpoint"
+        assert info.temperature == metrics["temperature_scaling"]["0"]["temperature"]
+        assert info.recommended_min_confidence == metrics["temperature_scaling"]["0"]["threshold"]["threshold"]
 
 
 def test_bundled_model_classifies_the_real_fixture_near_its_test_accuracy(cifar_fixture: Path):
@@ -24,7 +29,7 @@ def test_bundled_model_classifies_the_real_fixture_near_its_test_accuracy(cifar_
     predictions = clf.predict(paths)
     accuracy = sum(p.label == path.parent.name for p, path in zip(predictions, paths, strict=True)) / len(paths)
     # Its accuracy on the 10,000 test images through cifar-infer, as `cifar-export folder-check` recorded it.
-    published = json.loads((SHIPPED.parent / "folder_check.tta0.json").read_text())["accuracy"] / 100
+    published = json.loads((SHIPPED_RUN / "folder_check.int8.json").read_text())["accuracy"] / 100
     # 300 real test images: the binomial standard deviation is ~1.7 points at 90%, so 5 points is 3 sigma.
     assert abs(accuracy - published) <= 0.05, (accuracy, published)
 
