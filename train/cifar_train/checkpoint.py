@@ -16,7 +16,6 @@ last.pt adds what resuming needs (best.pt leaves it out: it is for using, not re
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,22 +23,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from cifar_runtime.atomic import write_atomically
 from cifar_train.errors import UserError
 from cifar_train.models import create_model, get_spec
 
 
 def atomic_write(path: Path, write: Any) -> None:
-    """Call write(tmp_path), then rename tmp over path: readers see the old file or the new, never half."""
+    """Call write(tmp_path), then fsync and rename tmp over path: the repository's one atomic write
+    (cifar_runtime.atomic), so readers see the old file or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; published ones get the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, write)
 
 
 def ensure_writable(folder: Path) -> None:
@@ -90,12 +83,6 @@ def build_checkpoint(
 def without_training_state(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The checkpoint minus what only resuming needs: a third of the size for the CNN (no Adam moments)."""
     return {k: v for k, v in checkpoint.items() if k not in TRAINING_STATE}
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
