@@ -25,6 +25,10 @@ class OutputError(CifarRuntimeError):
     """Rows could not be written while running (disk full, an I/O error, a closed pipe)."""
 
 
+class CheckFailed(CifarRuntimeError):
+    """A check the command exists to make failed (export parity, an accuracy gate): exit 3."""
+
+
 class ReaderGone(OutputError):
     """stdout's reader closed the pipe (`cifar-infer ... | head`): normal for a Unix filter, so it stops quietly."""
 

@@ -1,9 +1,17 @@
-"""Exit codes of cifar-infer, cifar-train and cifar-export: the same situation gets the same code in all three.
+"""Exit codes of cifar-infer, cifar-ray, cifar-train and cifar-export: the same situation gets the same code in all.
 
-`MEANINGS` is the one text of the contract: `cifar-infer --help` prints it, and the README's table must match it.
+`MEANINGS` is the one text of the contract: every CLI's --help prints it, and the README's table must match it.
+`user_errors` is the one path from an error a user can fix to its line on stderr and its exit code.
 """
 
-from cifar_runtime.errors import CifarRuntimeError, OutputError, ReaderGone
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+from cifar_runtime.errors import CheckFailed, CifarRuntimeError, OutputError, ReaderGone, one_line
+from cifar_runtime.text import terminal_safe
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -18,6 +26,8 @@ def error_exit_code(e: CifarRuntimeError) -> int:
     """The code for one of our errors: a failed write while running is 4, everything else the user can fix is 2."""
     if isinstance(e, ReaderGone):
         return EXIT_READER_GONE
+    if isinstance(e, CheckFailed):
+        return EXIT_CHECK_FAILED
     return EXIT_OUTPUT_FAILED if isinstance(e, OutputError) else EXIT_USAGE
 
 
@@ -37,3 +47,22 @@ MEANINGS: dict[int, str] = {
     EXIT_INTERRUPTED: "interrupted (Ctrl-C): one line with the rows written and the --resume command that continues",
     EXIT_READER_GONE: "stdout's reader closed the pipe (e.g. piped into head): stopped quietly, as Unix filters do",
 }
+
+
+def say_error(prog: str, e: BaseException) -> None:
+    """One line on stderr, `PROG: error: what happened and what to do`, safe for any terminal."""
+    print(terminal_safe(f"{prog}: error: {one_line(e)}"), file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def user_errors(prog: str, interrupted: str = "interrupted") -> Iterator[None]:
+    """Errors a user can fix become one line and their exit code (SystemExit); Ctrl-C says `interrupted` and
+    exits 130. Anything else is a bug, and keeps its traceback."""
+    try:
+        yield
+    except CifarRuntimeError as e:
+        say_error(prog, e)
+        raise SystemExit(error_exit_code(e)) from None
+    except KeyboardInterrupt:
+        print(terminal_safe(f"{prog}: {interrupted}"), file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_INTERRUPTED) from None

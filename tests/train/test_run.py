@@ -153,7 +153,7 @@ def test_cli_bad_data_is_one_line_and_exit_2(tmp_path):
         text=True,
     )
     assert r.returncode == 2
-    assert r.stderr.strip().startswith("error: no data at") and len(r.stderr.strip().splitlines()) == 1
+    assert r.stderr.strip().startswith("cifar-train: error: no data at") and len(r.stderr.strip().splitlines()) == 1
     assert "Traceback" not in r.stderr
 
 
@@ -265,7 +265,7 @@ def test_bad_flags_are_one_line_before_any_epoch(flags, says, cifar_fixture, tmp
     )
     assert r.returncode == 2, r.stderr
     error = r.stderr.strip().splitlines()[-1]  # a "data: ..." progress line may come first
-    assert error.startswith("error: ") and says in error and "Traceback" not in r.stderr
+    assert error.startswith("cifar-train: error: ") and says in error and "Traceback" not in r.stderr
     assert not (tmp_path / "out" / "last.pt").exists()
 
 
@@ -359,6 +359,7 @@ def test_tensorboard_without_its_package_is_refused_before_any_data_is_read(tmp_
 
 
 def test_bench_with_a_batch_larger_than_the_data_is_one_line(cifar_fixture):
-    r = CliRunner().invoke(app, ["bench", "fast", "--data", str(cifar_fixture), "--batch-size", "0", "--steps", "2",
-                                 "--device", "cpu"])
+    r = CliRunner().invoke(
+        app, ["bench", "fast", "--data", str(cifar_fixture), "--batch-size", "0", "--steps", "2", "--device", "cpu"]
+    )
     assert r.exit_code == 2 and "is larger than the" in r.output and "Traceback" not in r.output

@@ -44,8 +44,9 @@ def bench_training(cfg: TrainConfig, steps: int) -> tuple[list[BenchRow], dict[s
         return BenchRow(name, images / seconds, len(data.train) / (images / seconds))
 
     if len(train_loader(data, cfg, Dist(), 2, pin=False)) == 0:
-        raise UserError(f"--batch-size {cfg.batch_size} is larger than the {len(data.train)} training images: "
-                        "pass a smaller one")
+        raise UserError(
+            f"--batch-size {cfg.batch_size} is larger than the {len(data.train)} training images: pass a smaller one"
+        )
     tick = time.perf_counter()
     batches = list(itertools.islice(iter(train_loader(data, cfg, Dist(), 2, pin=False)), steps))
     n = sum(len(y) for _, y in batches)

@@ -1,8 +1,5 @@
 """`cifar-train RECIPE`: one command per registered recipe; every recipe value is a flag, defaulting to the
 recipe's. `cifar-train recipes` lists them with their sources.
-
-Exit codes: 0 done; 2 a problem with the input (data, weights, checkpoint, flags), printed as one line;
-130 interrupted (the last finished epoch is in last.pt: rerun with --resume).
 """
 
 from __future__ import annotations
@@ -14,37 +11,51 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from cifar_runtime.exitcodes import EXIT_USAGE, MEANINGS, say_error, user_errors
+from cifar_train import __version__
 from cifar_train.config import RECIPES, Recipe, TrainConfig
 from cifar_train.errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+EXIT_CODES = "\b\nExit codes (the same in cifar-infer, cifar-ray and cifar-export):\n" + "\n".join(
+    f"  {code:<3}  {text}" for code, text in MEANINGS.items()
+)
+
+PROG = "cifar-train"
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, epilog=EXIT_CODES, rich_markup_mode=None)
 console = Console(stderr=True, soft_wrap=True)
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print one error line; return the Exit to raise."""
-    console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cifar-train {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Train, calibrate and compare image classifiers."""
 
 
 def run(cfg: TrainConfig, resume: bool, overwrite: bool) -> None:
+    from cifar_train.config import validate_config
+
+    with user_errors(PROG):
+        validate_config(cfg)  # before torch loads: a bad flag is one line at once
     from cifar_train.run import train  # torch loads here, so --help stays fast
 
-    try:
+    last = Path(cfg.out) / "last.pt"
+    stopped = (
+        f"interrupted: rerun with --resume to continue from {last}"
+        if last.is_file() or resume
+        else "interrupted before the first epoch ended: nothing to resume; rerun the same command"
+    )
+    with user_errors(PROG, stopped):
         train(cfg, resume=resume, console=console, overwrite=overwrite)
-    except UserError as e:
-        raise fail(str(e)) from None
-    except KeyboardInterrupt:
-        last = Path(cfg.out) / "last.pt"
-        console.print(
-            f"interrupted: rerun with --resume to continue from {last}"
-            if last.is_file()
-            else "interrupted before the first epoch ended: nothing to resume; rerun the same command",
-            highlight=False,
-        )
-        raise typer.Exit(130) from None
 
 
 def recipe_command(recipe: Recipe) -> None:
@@ -133,14 +144,12 @@ def compare(
     from cifar_train.summary import load_run, summarize
     from cifar_train.summary import table as run_table
 
-    try:
+    with user_errors(PROG):
         loaded = [load_run(run) for run in runs]
         for group in summarize(loaded, out, pool or []):
             print(group.line())
         if table:
             print(run_table(loaded))
-    except UserError as e:
-        raise fail(str(e)) from None
 
 
 @app.command("fit-temperature")
@@ -162,10 +171,8 @@ def fit_temperature(
     from cifar_train.distributed import select_device
     from cifar_train.temperature import fit_checkpoint
 
-    try:
+    with user_errors(PROG):
         fit_checkpoint(checkpoint, data, out, str(select_device(device, 0)), overwrite, print)
-    except UserError as e:
-        raise fail(str(e)) from None
 
 
 @app.command()
@@ -182,7 +189,8 @@ def bench(
     from cifar_train.bench import bench_training
 
     if recipe not in RECIPES:
-        raise fail(f"unknown recipe {recipe!r}: one of {', '.join(RECIPES)}")
+        say_error(PROG, UserError(f"unknown recipe {recipe!r}: one of {', '.join(RECIPES)}"))
+        raise typer.Exit(EXIT_USAGE)
     cfg = RECIPES[recipe].config
     cfg = replace(
         cfg,
@@ -193,10 +201,8 @@ def bench(
         val_size=0,
         cpu_amp=cpu_amp,
     )
-    try:
+    with user_errors(PROG):
         rows, info = bench_training(cfg, steps)
-    except UserError as e:
-        raise fail(str(e)) from None
     print(
         f"{recipe} ({cfg.arch}), batch {cfg.batch_size}, {info['device']}, {info['precision']}, "
         f"{info['threads']} threads; {info['train_images']} train images decoded in {info['decode_seconds']:.1f}s"

@@ -294,10 +294,7 @@ def flag(name: str) -> str:
 def validate_config(cfg: TrainConfig) -> None:
     """Refuse values no run can use, with one line that names the flag (before any data is decoded)."""
     from cifar_train.errors import UserError
-    from cifar_train.models import MODELS
 
-    if cfg.arch not in MODELS:
-        raise UserError(f"unknown architecture {cfg.arch!r}: one of {', '.join(sorted(MODELS))}")
     for name, allowed in CHOICES.items():
         if getattr(cfg, name) not in allowed:
             raise UserError(f"{flag(name)} {getattr(cfg, name)!r} is not one of {', '.join(allowed)}")
@@ -344,6 +341,10 @@ def validate_config(cfg: TrainConfig) -> None:
         from cifar_train.distill import teacher_paths
 
         teacher_paths(cfg.teachers)
+    from cifar_train.models import MODELS  # last: the registry imports torch, which takes seconds
+
+    if cfg.arch not in MODELS:
+        raise UserError(f"unknown architecture {cfg.arch!r}: one of {', '.join(sorted(MODELS))}")
 
 
 # Fields that say where and how a run ran, not what it trains: recipes do not differ in them.

@@ -1,5 +1,7 @@
-"""Errors a user can cause (bad data, missing weights, bad checkpoint); the CLI prints them as one line."""
+"""Errors a user can cause (bad data, missing weights, bad checkpoint); the CLI prints them as one line, exit 2."""
+
+from cifar_runtime.errors import UsageError
 
 
-class UserError(Exception):
-    """A problem the user can fix; the message says how."""
+class UserError(UsageError):
+    """A problem the user can fix; the message says how (cifar_runtime.exitcodes maps it to exit 2)."""
