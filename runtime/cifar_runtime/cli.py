@@ -25,6 +25,7 @@ from cifar_runtime.exitcodes import (
     EXIT_USAGE,
     MEANINGS,
     error_exit_code,
+    say_error,
 )
 from cifar_runtime.infer import DEFAULT_WORKERS, InferConfig, infer_files
 from cifar_runtime.inputs import STDIN
@@ -160,7 +161,7 @@ def main(
     try:
         part = Shard.parse(shard) if shard is not None else None
     except UsageError as e:
-        _say(f"{PROG}: error: {e}")
+        say_error(PROG, e)
         raise typer.Exit(EXIT_USAGE) from None
     cfg = InferConfig(
         model=model,
@@ -198,7 +199,7 @@ def _run(cfg: InferConfig, paths: list[str], info: bool) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit would fail again
         return error_exit_code(e)
     except CifarRuntimeError as e:
-        _say(f"{PROG}: error: {e}")
+        say_error(PROG, e)
         return error_exit_code(e)
     except KeyboardInterrupt as e:  # infer_files raises Interrupted, which knows the rows; earlier: none
         _say(f"{PROG}: {interrupted_line(cfg, paths, getattr(e, 'rows', 0))}")

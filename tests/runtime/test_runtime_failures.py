@@ -16,6 +16,7 @@ import sys
 import time
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,10 +73,16 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def interrupt_when(proc: subprocess.Popen[str], ready: Path) -> str:
-    """Send SIGINT once `ready` has content (the run is writing rows); the process's stderr."""
+def interrupt_when(proc: subprocess.Popen[str], ready: Path | Callable[[], Path | None]) -> str:
+    """Send SIGINT once `ready` (a file, or a function finding it) has content: the run is writing rows. Returns
+    the process's stderr."""
     deadline = time.monotonic() + TIMEOUT
-    while not (ready.exists() and ready.stat().st_size > 0):
+
+    def has_rows() -> bool:
+        path = ready() if callable(ready) else ready
+        return path is not None and path.exists() and path.stat().st_size > 0
+
+    while not has_rows():
         assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be interrupted"
         time.sleep(0.005)
     proc.send_signal(signal.SIGINT)
@@ -147,7 +154,7 @@ def test_ctrl_c_leaves_an_earlier_json_file_intact(tmp_path: Path, test_images: 
     out.write_text('[{"path": "earlier run"}]\n', encoding="utf-8")
     args = ["-m", TINY, "-f", "json", "-o", out, "--batch-size", "1", "--workers", "1", folder]
     proc = subprocess.Popen([SCRIPT, *map(str, args)], stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
-    stderr = interrupt_when(proc, tmp_path / f".out.json.{proc.pid}.tmp")  # json goes to a temporary file
+    stderr = interrupt_when(proc, lambda: next(tmp_path.glob(".out.json.*.tmp"), None))  # json goes to a temp file
     assert proc.returncode == EXIT_INTERRUPTED
     assert stderr == (
         f"cifar-infer: interrupted: 0 rows written to {out}; only --format jsonl or csv with --output can --resume\n"
