@@ -42,7 +42,7 @@ _CODES = "\n".join(
     for code, text in MEANINGS.items()
 )
 EPILOG = f"""\b
-Exit codes (the same in cifar-train and cifar-export):
+Exit codes (the same in cifar-ray, cifar-train and cifar-export):
 {_CODES}
 
 \b
@@ -52,7 +52,6 @@ Environment:
 
 
 # The choices come from the modules that own them (declared once there); Typer shows them in --help.
-Device = StrEnum("Device", {name: name for name in DEVICES})
 Precision = StrEnum("Precision", {name: name for name in PRECISIONS})
 Format = StrEnum("Format", {name: name for name in FORMATS})
 
@@ -77,7 +76,7 @@ def min_confidence_flag(text: str) -> float | str:
         return float("nan")
 
 
-def _print_version(value: bool) -> None:
+def print_version(value: bool) -> None:
     if value:
         typer.echo(version_line())
         raise typer.Exit(EXIT_OK)
@@ -95,7 +94,9 @@ def main(
         Path | None,
         typer.Option("--model", "-m", help=f"ONNX model file [default: ${ENV_VAR}, else the bundled model]"),
     ] = None,
-    device: Annotated[Device, typer.Option(help="auto: CUDA if it really loads, else CPU.")] = Device["auto"],
+    device: Annotated[
+        str, typer.Option(help=f"{' | '.join(DEVICES)}: auto takes CUDA if it really loads, else CPU.")
+    ] = "auto",
     top_k: Annotated[
         int,
         typer.Option(
@@ -154,7 +155,7 @@ def main(
     info: Annotated[bool, typer.Option("--info", help="Show onnxruntime, providers and model metadata.")] = False,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_print_version, is_eager=True, help="Show versions and exit."),
+        typer.Option("--version", callback=print_version, is_eager=True, help="Show versions and exit."),
     ] = False,
 ) -> None:
     """Classify images with a CIFAR model on ONNX Runtime (no torch needed)."""
@@ -165,7 +166,7 @@ def main(
         raise typer.Exit(EXIT_USAGE) from None
     cfg = InferConfig(
         model=model,
-        device=device.value,
+        device=device,
         top_k=top_k,
         format=fmt.value,
         output=None if output == Path("-") else output,

@@ -44,7 +44,8 @@ MEANINGS: dict[int, str] = {
     EXIT_OUTPUT_FAILED: (
         "output could not be written while running (disk full, I/O error on the output or stdout); one line on stderr"
     ),
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C): one line with the rows written and the --resume command that continues",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C): one line saying what was written and, where it can resume, the command "
+    "that continues",
     EXIT_READER_GONE: "stdout's reader closed the pipe (e.g. piped into head): stopped quietly, as Unix filters do",
 }
 

@@ -73,6 +73,12 @@ def normalize_batch(pixels: np.ndarray, info: ModelInfo) -> np.ndarray:
 def model_input(pixels: np.ndarray, info: ModelInfo) -> np.ndarray:
     """uint8 (N, H, W, 3) resized pixels -> the batch the model takes: normalised float32 NCHW, or the pixels
     themselves for a model that preprocesses in its graph (layout NHWC)."""
+    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
+        kind = pixels.dtype if isinstance(pixels, np.ndarray) else type(pixels).__name__
+        raise UsageError(
+            f"model_input takes uint8 (N, H, W, 3) pixels in 0..255, got {kind}: for floats in [0, 1] "
+            "pass (x * 255).round().astype(np.uint8)"
+        )
     if info.layout == "NHWC":
         return np.ascontiguousarray(pixels, dtype=np.uint8)
     return normalize_batch(pixels, info)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cifar_runtime.cli import EPILOG, MIN_CONFIDENCE, min_confidence_flag
+from cifar_runtime.cli import EPILOG, MIN_CONFIDENCE, min_confidence_flag, print_version
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS
 from cifar_runtime.errors import CifarRuntimeError, InstallError
 from cifar_runtime.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, error_exit_code, say_error
@@ -44,7 +44,11 @@ Actors = Annotated[
 
 
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=print_version, is_eager=True, help="Show versions and exit.")
+    ] = False,
+) -> None:
     """Batch image classification on a Ray cluster with Ray Data (no torch)."""
 
 

@@ -24,7 +24,7 @@ from cifar_runtime.errors import CifarRuntimeWarning, InstallError, ModelError, 
 if TYPE_CHECKING:
     import onnxruntime as ort
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")  # cuda:N: the GPU of that index (cuda is cuda:0)
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 # Wheels that all install the same `onnxruntime` module: with two of them the last one installed wins,
@@ -88,9 +88,18 @@ def requested_providers(device: str, providers: Sequence[str] | None) -> list[st
         if isinstance(providers, str) or not providers or not all(isinstance(p, str) for p in providers):
             raise UsageError(f"providers must be a non-empty list of provider names, got {providers!r}")
         return list(dict.fromkeys(providers))
-    if device not in DEVICES:
-        raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    gpu_index(device)  # refuses what is not a device
     return [CPU] if device == "cpu" else [CUDA, CPU]
+
+
+def gpu_index(device: str) -> int:
+    """The CUDA device index `device` names (0 for auto and cuda); UsageError unless it is one of DEVICES."""
+    name, colon, index = device.partition(":")
+    if name in ("auto", "cpu", "cuda") and not colon:
+        return 0
+    if name == "cuda" and index.isdigit():
+        return int(index)
+    raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
 
 
 def open_session(path: Path, device: str = "auto", providers: Sequence[str] | None = None) -> ort.InferenceSession:
@@ -115,7 +124,7 @@ def open_session(path: Path, device: str = "auto", providers: Sequence[str] | No
     reasons = {p: _not_built_reason(p) for p in wanted if p not in available}
     usable = [p for p in wanted if p in available] or [CPU]
     try:
-        session = _create(rt, path, usable)
+        session = _create(rt, path, usable, gpu_index(device) if providers is None else 0)
     except ort_errors() as e:
         if usable == [CPU]:
             raise ModelError(f"cannot load model {path}: {_load_error(rt, e)}") from e
@@ -174,7 +183,7 @@ def quiet_ort_logs() -> None:
     onnxruntime().set_default_logger_severity(3)  # 3 = ERROR
 
 
-def _create(rt: ModuleType, path: Path, providers: list[str]) -> ort.InferenceSession:
+def _create(rt: ModuleType, path: Path, providers: list[str], gpu: int = 0) -> ort.InferenceSession:
     options = rt.SessionOptions()
     options.log_severity_level = 3  # session warnings (e.g. nodes placed on CPU) would repeat ours
     # Idle ONNX Runtime threads would spin between runs on the cores the decoding threads need: measured on the
@@ -182,7 +191,8 @@ def _create(rt: ModuleType, path: Path, providers: list[str]) -> ort.InferenceSe
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # enable_fallback=0: ORT's own fallback prints to stdout (mixing into our output) and, at run time,
     # swaps providers on a shared session; we fall back here instead, once, before any run.
-    session = rt.InferenceSession(str(path), sess_options=options, providers=providers, enable_fallback=0)
+    chosen = [(p, {"device_id": str(gpu)}) if p == CUDA else p for p in providers]  # which GPU: cuda:N
+    session = rt.InferenceSession(str(path), sess_options=options, providers=chosen, enable_fallback=0)
     session.disable_fallback()
     return session
 

@@ -91,3 +91,24 @@ def test_bad_model_files_raise_one_line_model_errors(tmp_path: Path) -> None:
             Classifier(path, device="cpu")
         message = str(caught.value)
         assert expected in message and "\n" not in message, (name, message)
+
+
+@pytest.mark.parametrize(("device", "index"), [("auto", 0), ("cpu", 0), ("cuda", 0), ("cuda:0", 0), ("cuda:3", 3)])
+def test_a_device_names_its_gpu(device: str, index: int) -> None:
+    from cifar_runtime.session import gpu_index
+
+    assert gpu_index(device) == index
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:", "cuda:x", "cpu:1", ""])
+def test_anything_else_is_not_a_device(device: str) -> None:
+    from cifar_runtime.session import gpu_index
+
+    with pytest.raises(UsageError, match="device must be one of auto, cpu, cuda, cuda:N"):
+        gpu_index(device)
+
+
+def test_cuda_n_without_a_gpu_falls_back_to_cpu_with_one_warning() -> None:
+    with pytest.warns(CifarRuntimeWarning, match="CUDAExecutionProvider not used") as caught:
+        clf = Classifier(TINY, device="cuda:1")
+    assert clf.providers == ["CPUExecutionProvider"] and len(caught) == 1
