@@ -2,42 +2,55 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from cifar_export.bench import BenchConfig, run_bench
-from cifar_export.card import write_card
-from cifar_export.errors import CheckFailed, ExportError, one_line
-from cifar_export.export import TRAINED, ExportConfig, ExportResult, export_checkpoint, refuse_overwrite
-from cifar_export.folder_check import check_folder, write_check
+from cifar_export import __version__
+from cifar_export.config import TRAINED, ExportConfig, QuantizeConfig, VerifyConfig, WebConfig
+from cifar_export.errors import CheckFailed, ExportError
 from cifar_export.formats import FORMATS, ExportOptions
 from cifar_export.formats.onnx_export import DEFAULT_OPSET
 from cifar_export.parity import ParityConfig
-from cifar_export.quantize import QuantizeConfig, quantize_model
-from cifar_export.report import bench_table, parity_table, ratio_lines
-from cifar_export.source import best_checkpoints
-from cifar_export.verify import VerifyConfig, verify_model
-from cifar_export.web import WebConfig, build_page
-from cifar_runtime import EXIT_INTERRUPTED, CifarRuntimeError
-from cifar_train import UserError
+from cifar_runtime import MEANINGS, user_errors
 
+if TYPE_CHECKING:
+    from cifar_export.export import ExportResult
+
+# The commands import the work they run (torch, onnx, onnxruntime's quantiser) when they run it: --help and a
+# usage error answer at once.
+PROG = "cifar-export"
+EXIT_CODES = "\b\nExit codes (the same in cifar-infer, cifar-ray and cifar-train):\n" + "\n".join(
+    f"  {code:<3}  {text}" for code, text in MEANINGS.items()
+)
 app = typer.Typer(
-    help="Export cifar-train checkpoints (ONNX, TorchScript, torch.export), prove they match, quantise, benchmark."
-    "\n\nExit codes: 0 ok; 2 bad usage or input (missing or corrupt file, wrong architecture, unwritable folder, "
-    "bad data, a file that exists without --overwrite); 3 a parity or accuracy check failed (the file is kept as "
-    "<name>.FAILED.<ext> and not published); 130 interrupted.",
+    help="Export cifar-train checkpoints (ONNX, TorchScript, torch.export), prove they match, quantise. A file "
+    "that fails its check is kept as <name>.FAILED.<ext>, not published (exit 3).",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 console = Console()
-err = Console(stderr=True, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cifar-export {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Export, prove, quantise."""
+
 
 Checkpoint = Annotated[
     Path | None,
@@ -88,20 +101,15 @@ MaxDrop = Annotated[
 ]
 
 
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Problems the user can fix become one line on stderr and an exit code; anything else is a bug (a trace)."""
-    try:
-        yield
-    except (ExportError, UserError, CifarRuntimeError) as e:
-        err.print(f"[red]error:[/] {escape(one_line(e))}", highlight=False)
-        raise typer.Exit(getattr(e, "exit_code", ExportError.exit_code)) from None
-    except KeyboardInterrupt:
-        err.print("interrupted: nothing was published from the step that was running", highlight=False)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+def _exists(path: Path | None, what: str) -> None:
+    """A missing input is refused before torch loads (seconds): the commonest mistake gets the fastest answer."""
+    if path is not None and not path.exists():
+        raise ExportError(f"{what} {path} does not exist")
 
 
 def _show(results: list[ExportResult]) -> None:
+    from cifar_export.report import parity_table
+
     for r in results:
         console.print(parity_table(r.path.name, r.report))
         console.print(
@@ -139,7 +147,11 @@ def export_command(formats: tuple[str, ...], name: str, help_: str) -> None:
             parity=parity,
             overwrite=overwrite,
         )
-        with user_errors():
+        with user_errors(PROG, "interrupted: nothing was published from the step that was running"):
+            _exists(checkpoint, "checkpoint")
+            from cifar_export.export import export_checkpoint
+            from cifar_export.source import best_checkpoints
+
             checkpoints = [checkpoint] if checkpoint else best_checkpoints()
             if checkpoint is None:
                 console.print(f"no checkpoint given: exporting {', '.join(str(c) for c in checkpoints)}")
@@ -167,7 +179,11 @@ def verify(
     max_drop: MaxDrop = ParityConfig.max_drop,
 ) -> None:
     """Re-run the parity check of an exported file against its original checkpoint."""
-    with user_errors():
+    with user_errors(PROG):
+        _exists(model_file, "model file")
+        from cifar_export.report import parity_table
+        from cifar_export.verify import verify_model
+
         parity = ParityConfig(atol=atol, min_agreement=min_agreement, max_drop=max_drop, limit=limit)
         result = verify_model(model_file, VerifyConfig(checkpoint=checkpoint, data=data, parity=parity))
         console.print(parity_table(model_file.name, result.report))
@@ -204,55 +220,11 @@ def quantize(
     configs = [
         QuantizeConfig(p, calibration_count, data=data, out=out, parity=parity, overwrite=overwrite) for p in precisions
     ]
-    with user_errors():
+    with user_errors(PROG, "interrupted: nothing was published from the step that was running"):
+        _exists(model_file, "model file")
+        from cifar_export.quantize import quantize_model
+
         _show([quantize_model(model_file, cfg) for cfg in configs])
-
-
-@app.command()
-def bench(
-    checkpoint: Annotated[
-        Path | None,
-        typer.Argument(help="cifar-train checkpoint. Default: seeded random weights of --arch.", show_default=False),
-    ] = None,
-    arch: Annotated[str, typer.Option("--arch", help="Architecture when no checkpoint is given.")] = "cnn",
-    data: Data = "",
-    limit: Annotated[
-        int, typer.Option("--limit", min=0, help="Test images for top-1 (seeded sample); 0 = all.")
-    ] = 1000,
-    tta: Tta = TRAINED,
-    out: Annotated[
-        str, typer.Option("--out", help="Folder for the files and bench.json. Default: runs/bench/<arch>.")
-    ] = "",
-    latency_runs: Annotated[int, typer.Option("--latency-runs", min=1, help="Timed batch-1 calls per engine.")] = 200,
-    throughput_batch: Annotated[
-        int, typer.Option("--throughput-batch", min=1, help="Batch size for throughput.")
-    ] = 256,
-    throughput_runs: Annotated[
-        int, typer.Option("--throughput-runs", min=1, help="Timed full batches per engine.")
-    ] = 5,
-    calibration_count: Annotated[
-        int, typer.Option("--calibration-count", min=1, help="int8: training images to calibrate on.")
-    ] = QuantizeConfig.calibration_count,
-) -> None:
-    """Every engine side by side (eager, TorchScript, torch.export, ORT fp32/int8), each in its own process."""
-    cfg = BenchConfig(
-        checkpoint=str(checkpoint or ""),
-        arch=arch,
-        tta=tta,
-        data=data,
-        limit=limit,
-        out=out,
-        latency_runs=latency_runs,
-        throughput_batch=throughput_batch,
-        throughput_runs=throughput_runs,
-        calibration_count=calibration_count,
-    )
-    with user_errors():
-        summary = run_bench(cfg)
-        console.print(bench_table(summary))
-        for line in ratio_lines(summary):
-            console.print(line)
-        console.print(f"written {summary['out']}/bench.json")
 
 
 @app.command("folder-check")
@@ -285,7 +257,10 @@ def folder_check(
             if model
             else Path("folder_check.json")
         )
-    with user_errors():
+    with user_errors(PROG):
+        from cifar_export.export import refuse_overwrite
+        from cifar_export.folder_check import check_folder, write_check
+
         refuse_overwrite([out], overwrite)
         result = check_folder(model, data, out.with_name(out.stem + ".predictions.jsonl"), batch_size)
         write_check(result, out)
@@ -299,10 +274,15 @@ def folder_check(
 def card(
     run: Annotated[Path, typer.Argument(help="A finished run folder with metrics.json and exported files.")],
     bench_file: Annotated[Path | None, typer.Option("--bench", help="bench.json. Default: <run>/bench.json.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="The card to write. Default: <run>/MODEL_CARD.md.", show_default=False)
+    ] = None,
 ) -> None:
-    """Write <run>/MODEL_CARD.md from the run's metrics, parity reports, bench and folder check."""
-    with user_errors():
-        console.print(f"written {write_card(run, bench_file)}")
+    """Write a run's MODEL_CARD.md from its metrics, parity reports, bench, folder checks and ood.json."""
+    with user_errors(PROG):
+        from cifar_export.card import write_card
+
+        console.print(f"written {write_card(run, bench_file, out)}")
 
 
 @app.command()
@@ -323,7 +303,10 @@ def web(
     overwrite: Overwrite = False,
 ) -> None:
     """A static page that classifies dropped images in the browser (onnxruntime-web, offline, nothing uploaded)."""
-    with user_errors():
+    with user_errors(PROG):
+        _exists(model_file, "model file")
+        from cifar_export.web import build_page
+
         folder = out if out is not None else model_file.with_name(model_file.name.removesuffix(".onnx") + ".web")
         written = build_page(model_file, WebConfig(folder, ort_dist, overwrite))
         console.print(

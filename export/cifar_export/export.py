@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,26 +19,15 @@ import onnxruntime
 import torch
 
 from cifar_export import PRODUCER
+from cifar_export.config import TRAINED, ExportConfig
 from cifar_export.engines import Engine
 from cifar_export.errors import ExportError
 from cifar_export.formats import FORMATS, ExportOptions, Format, file_name
 from cifar_export.images import load_images
-from cifar_export.parity import ParityConfig, ParityReport, check_parity
+from cifar_export.parity import ParityReport, check_parity
 from cifar_export.source import Source, build_model, checkpoint_engine, load_source, model_info
 from cifar_runtime import ModelInfo, validate_metadata
 from cifar_train import atomic_write, ensure_writable
-
-TRAINED = -1  # tta: the level the checkpoint's run evaluated with (its reported accuracy)
-
-
-@dataclass(frozen=True)
-class ExportConfig:
-    out: str = ""  # folder for the files; "" = beside the checkpoint
-    options: ExportOptions = field(default_factory=ExportOptions)  # opset, static batch
-    tta: int = TRAINED  # test-time augmentation inside the graph: 0 none, 1 mirror, 2 + translations
-    data: str = ""  # parity images: an ImageFolder root (its test/ split) or one split folder; "" = samples
-    parity: ParityConfig = field(default_factory=ParityConfig)
-    overwrite: bool = False  # replace files that already exist
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,14 @@ fp16/int8 files are judged by how much top-1 accuracy they lose on the same labe
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cifar_export.engines import Engine
-from cifar_export.images import Images
+
+if TYPE_CHECKING:
+    from cifar_export.images import Images
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,26 +17,16 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from cifar_export.config import PRECISIONS, QuantizeConfig
 from cifar_export.engines import onnx_engine, pixels_of
 from cifar_export.errors import ExportError
 from cifar_export.export import ExportResult, provenance, publish, refuse_overwrite
 from cifar_export.formats.onnx_export import FORMAT, INPUT, check, pin_ir_version, save_onnx, set_metadata
 from cifar_export.images import load_images
-from cifar_export.parity import ParityConfig, check_parity
+from cifar_export.parity import check_parity
 from cifar_train import ensure_writable
 
-PRECISIONS = ("int8", "fp16")
 CALIBRATION_BATCH = 32  # images per calibration run when the batch axis is dynamic
-
-
-@dataclass(frozen=True)
-class QuantizeConfig:
-    precision: str = "int8"  # "int8" | "fp16"
-    calibration_count: int = 500  # int8: training images the activation ranges are calibrated on
-    data: str = ""  # ImageFolder root: train/ calibrates, test/ judges; a single split folder does both
-    out: str = ""  # folder for the file; "" = beside the fp32 file
-    parity: ParityConfig = field(default_factory=ParityConfig)  # max_drop and limit apply
-    overwrite: bool = False  # replace a file that already exists
 
 
 def quantized_path(src: Path, precision: str, out: Path) -> Path:

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from cifar_export import PRODUCER
 from cifar_export.engines import Engine, torch_module_engine
 from cifar_export.errors import ExportError
+from cifar_export.wrappers import TemperatureScaled
 from cifar_runtime import ModelInfo
 from cifar_train import TestTimeAugmentation, load_checkpoint, model_from_checkpoint, sha256_file
 
@@ -45,18 +45,6 @@ class Source:
 def load_source(path: Path) -> Source:
     """Load a checkpoint (weights_only: no pickled code runs); a missing or foreign file is a UserError."""
     return Source(path=path, sha256=sha256_file(path) if path.is_file() else "", checkpoint=load_checkpoint(path))
-
-
-class TemperatureScaled(nn.Module):
-    """(B, C) logits of `model` divided by the fitted temperature: softmax of them is the calibrated probability."""
-
-    def __init__(self, model: nn.Module, temperature: float) -> None:
-        super().__init__()
-        self.model, self.scale = model, 1.0 / temperature
-        self.train(model.training)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x) * self.scale
 
 
 def build_model(source: Source, tta: int = 0) -> nn.Module:

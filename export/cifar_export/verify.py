@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cifar_export.config import VerifyConfig
 from cifar_export.errors import ExportError
 from cifar_export.formats import open_engine
 from cifar_export.images import load_images
-from cifar_export.parity import ParityConfig, ParityReport, check_parity
+from cifar_export.parity import ParityReport, check_parity
 from cifar_export.source import checkpoint_engine, find_checkpoint, load_source
 from cifar_runtime import ModelInfo
-
-
-@dataclass(frozen=True)
-class VerifyConfig:
-    checkpoint: str = ""  # "" = the .pt whose sha256 the file's metadata names (beside it or in artifacts/)
-    data: str = ""  # ImageFolder root (its test/ split) or one split folder; "" = the package's samples
-    parity: ParityConfig = field(default_factory=ParityConfig)
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 
+from cifar_export.config import WebConfig
 from cifar_export.errors import ExportError
 from cifar_export.formats.onnx_export import PROBABILITIES
 from cifar_runtime import Classifier, ModelInfo
@@ -30,13 +30,6 @@ NPM_DIST = Path("node_modules") / "onnxruntime-web" / "dist"
 # Where it is looked for, in order: `npm ci --prefix web` in a clone (beside an editable install of this package,
 # then under the working directory), and `npm install onnxruntime-web` in the working directory (any install).
 DIST_CANDIDATES = (Path(__file__).resolve().parents[2] / "web" / NPM_DIST, Path("web") / NPM_DIST, NPM_DIST)
-
-
-@dataclass(frozen=True)
-class WebConfig:
-    out: Path  # the folder to write; refused if it exists, unless overwrite
-    ort_dist: Path | None = None  # onnxruntime-web's dist/ folder; None = web/node_modules/... of this clone
-    overwrite: bool = False
 
 
 def find_ort_dist(given: Path | None) -> Path:

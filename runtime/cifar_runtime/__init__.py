@@ -3,6 +3,7 @@
 from cifar_runtime.about import package_version
 from cifar_runtime.api import Classifier, Prediction, Score
 from cifar_runtime.errors import (
+    CheckFailed,
     CifarRuntimeError,
     CifarRuntimeWarning,
     ImageError,
@@ -20,11 +21,18 @@ from cifar_runtime.exitcodes import (
     EXIT_OUTPUT_FAILED,
     EXIT_PARTIAL,
     EXIT_USAGE,
+    MEANINGS,
+    say_error,
+    user_errors,
 )
 from cifar_runtime.metadata import ModelInfo, validate_metadata
 
 __version__ = package_version()
 __all__ = [
+    "MEANINGS",
+    "CheckFailed",
+    "say_error",
+    "user_errors",
     "EXIT_CHECK_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from cifar_export.cli import app
 from cifar_export.engines import pixels_of
-from cifar_export.formats.onnx_export import RawInput
 from cifar_export.images import SAMPLES
+from cifar_export.wrappers import RawInput
 from cifar_runtime import Classifier
 from cifar_runtime.errors import UsageError
 from cifar_runtime.preprocess import read_pixels

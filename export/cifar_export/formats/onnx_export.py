@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
-import torch
-from onnx import numpy_helper
-from torch import nn
 
 from cifar_export.engines import onnx_engine
 from cifar_export.errors import ExportError, one_line
 from cifar_export.formats import ExportOptions, Format, register
 from cifar_runtime import ModelInfo
-from cifar_train import atomic_write
+
+if TYPE_CHECKING:  # onnx and torch load when a file is written or read, not when the format registers
+    import onnx
+    from torch import nn
 
 INPUT, OUTPUT = "image", "logits"
 PROBABILITIES = "probabilities"  # the second output of a --raw file: softmax of the logits
@@ -31,6 +31,10 @@ def export_onnx(
     model: nn.Module, info: ModelInfo, opset: int = DEFAULT_OPSET, static_batch: int = 0
 ) -> onnx.ModelProto:
     """Export an eval-mode model to a checked ONNX proto carrying `info`; batch axis dynamic unless static_batch."""
+    import torch
+
+    from cifar_export.wrappers import RawInput
+
     check_opset(opset)
     if static_batch < 0:
         raise ExportError(f"--static-batch {static_batch} must be 0 (dynamic) or a batch size")
@@ -77,6 +81,8 @@ def fold_batchnorm_through_maxpool(graph: onnx.GraphProto) -> int:
     (airbench's frozen BatchNorm scales are all 1). The exporter folds BatchNorm only when it follows the Conv
     directly; after this pass no BatchNorm is left for fp32 or int8 to run on its own. Returns the number folded.
     """
+    from onnx import numpy_helper
+
     inits = {t.name: t for t in graph.initializer}
     producer = {out: node for node in graph.node for out in node.output}
     uses: dict[str, int] = {}
@@ -124,26 +130,10 @@ def fold_batchnorm_through_maxpool(graph: onnx.GraphProto) -> int:
     return len(folded)
 
 
-class RawInput(nn.Module):
-    """uint8 (B, H, W, 3) RGB pixels -> (logits, softmax probabilities) of `model`, which takes normalised float32
-    (B, 3, H, W). The arithmetic is the runtime's own (cifar_runtime.preprocess.normalize_batch), op for op in
-    float32: x / 255, then (x - mean) / std; so a caller who only decodes and resizes gets the same logits."""
-
-    def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        super().__init__()
-        self.model = model
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
-        self.train(model.training)  # a new Module starts in train mode; exporting in it warns and can change ops
-
-    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = pixels.permute(0, 3, 1, 2).to(torch.float32) / 255  # (B, 3, H, W) in [0, 1]
-        logits = self.model((x - self.mean) / self.std)
-        return logits, torch.softmax(logits, dim=1)
-
-
 def check_opset(opset: int) -> None:
     """Refuse an opset before the exporter runs: 18 up to the newest the installed onnx package knows."""
+    import onnx
+
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise ExportError(
@@ -153,6 +143,8 @@ def check_opset(opset: int) -> None:
 
 def set_metadata(proto: onnx.ModelProto, props: dict[str, str]) -> None:
     """Replace the model's metadata_props with `props`."""
+    import onnx
+
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, props)
 
@@ -163,6 +155,8 @@ def pin_ir_version(proto: onnx.ModelProto) -> None:
     Opset imports of domains no node uses are dropped first: onnxruntime's quantisation tools declare a dozen
     (ai.onnx.ml 5 among them), and those alone would demand IR 10.
     """
+    import onnx
+
     used = {node.domain for node in proto.graph.node} | {""}
     kept = [o for o in proto.opset_import if o.domain in used or (o.domain == "ai.onnx" and "" in used)]
     del proto.opset_import[:]
@@ -172,6 +166,8 @@ def pin_ir_version(proto: onnx.ModelProto) -> None:
 
 def check(proto: onnx.ModelProto) -> None:
     """onnx.checker with full_check (shape inference too); a failure is an ExportError."""
+    import onnx
+
     try:
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
@@ -180,11 +176,17 @@ def check(proto: onnx.ModelProto) -> None:
 
 def save_onnx(proto: onnx.ModelProto, path: Path) -> None:
     """Write one self-contained file (no external data: these models are far below protobuf's 2 GB), atomically."""
+    import onnx
+
+    from cifar_train import atomic_write
+
     atomic_write(path, lambda tmp: onnx.save_model(proto, str(tmp), save_as_external_data=False))
 
 
 def restamp(src: Path, props: dict[str, str], dst: Path) -> None:
     """Rewrite an ONNX file with new metadata; the graph stays as it was checked."""
+    import onnx
+
     proto = onnx.load(str(src))
     set_metadata(proto, props)
     save_onnx(proto, dst)

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from cifar_export.engines import Engine, torch_module_engine
 from cifar_export.errors import ExportError, one_line
 from cifar_export.formats import ExportOptions, Format, register
 from cifar_runtime import ModelInfo
-from cifar_train import atomic_write
+
+if TYPE_CHECKING:  # torch loads when a file is written or read, not when the format registers (`--help` is fast)
+    import torch
+    from torch import nn
 
 METADATA_FILE = "metadata.json"
 
 
 def export_program(model: nn.Module, info: ModelInfo, opts: ExportOptions, path: Path) -> None:
     """torch.export.export an eval-mode model (batch axis dynamic) and save it with `info`, atomically."""
+    import torch
+
     h, w = info.input_size
     example = torch.zeros(2, 3, h, w)  # (B, 3, H, W); 2, not 1, so B is not specialised
     try:
@@ -33,6 +36,10 @@ def export_program(model: nn.Module, info: ModelInfo, opts: ExportOptions, path:
 
 
 def save_program(program: torch.export.ExportedProgram, props: dict[str, str], path: Path) -> None:
+    import torch
+
+    from cifar_train import atomic_write
+
     extra = {METADATA_FILE: json.dumps(props)}
 
     def write(tmp: Path) -> None:
@@ -44,6 +51,8 @@ def save_program(program: torch.export.ExportedProgram, props: dict[str, str], p
 
 
 def load_program(path: Path) -> tuple[torch.export.ExportedProgram, ModelInfo]:
+    import torch
+
     extra = {METADATA_FILE: ""}
     try:
         program = torch.export.load(str(path), extra_files=extra)

@@ -12,21 +12,24 @@ import json
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from cifar_export.engines import Engine, torch_module_engine
 from cifar_export.errors import ExportError, one_line
 from cifar_export.formats import ExportOptions, Format, register
 from cifar_runtime import ModelInfo
-from cifar_train import atomic_write
+
+if TYPE_CHECKING:  # torch loads when a file is written or read, not when the format registers (`--help` is fast)
+    import torch
+    from torch import nn
 
 METADATA_FILE = "metadata.json"
 
 
 def export_torchscript(model: nn.Module, info: ModelInfo, opts: ExportOptions, path: Path) -> None:
     """Script an eval-mode model and save it with `info` as metadata.json, atomically."""
+    import torch
+
     with _quiet_deprecation():
         scripted = torch.jit.script(model)
     save_torchscript(scripted, info.to_props(), path)
@@ -34,6 +37,10 @@ def export_torchscript(model: nn.Module, info: ModelInfo, opts: ExportOptions, p
 
 def save_torchscript(module: torch.jit.ScriptModule, props: dict[str, str], path: Path) -> None:
     """Save a scripted module with `props` as its metadata.json, atomically."""
+    import torch
+
+    from cifar_train import atomic_write
+
     extra = {METADATA_FILE: json.dumps(props)}
 
     def write(tmp: Path) -> None:
@@ -45,6 +52,8 @@ def save_torchscript(module: torch.jit.ScriptModule, props: dict[str, str], path
 
 def load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, ModelInfo]:
     """A TorchScript file on the CPU, as saved, and its metadata."""
+    import torch
+
     extra = {METADATA_FILE: ""}
     try:
         with _quiet_deprecation():
