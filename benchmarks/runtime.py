@@ -1,4 +1,4 @@
-"""`python -m cifar_runtime.bench FOLDER`: the runtime's figures on a labelled folder (FOLDER/<class>/*.jpg), each
+"""`python -m benchmarks.runtime FOLDER`: the runtime's figures on a labelled folder (FOLDER/<class>/*.jpg), each
 from real `cifar-infer` processes with default flags unless stated:
 
 - model only: fp32 and int8 images/s on preprocessed batches in this process (no decoding), best of the batch sizes;
@@ -8,17 +8,15 @@ from real `cifar-infer` processes with default flags unless stated:
 - reduced-scale JPEG: top-1 agreement with --exact on test images enlarged to 512-1024 px camera-like JPEGs;
 - soak: FOLDER listed `soak` times on stdin to one process: RSS after the first 10% and at the end, images/s
   per tenth.
-Peak RSS is each child's own (`wait4`), not the largest of all children.
+Peak RSS is each child's own (benchmarks.measure); accuracy is benchmarks.score's.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,17 +25,11 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from benchmarks.hostile_files import hostile_headers, maximal_images, upscaled_photos
+from benchmarks.measure import run_measured
+from benchmarks.score import read_rows, score
 from cifar_runtime.api import Classifier
-from cifar_runtime.bench_files import hostile_headers, maximal_images, upscaled_photos
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS
-
-# cifar-infer run in a fresh interpreter that records its own peak RSS (VmHWM) on exit. wait4's ru_maxrss cannot be
-# used: Linux carries the parent's high-water mark across fork and exec, so every child would "peak" at least at
-# this process's size.
-_CLI = (
-    "import atexit, sys; from cifar_runtime.bench import record_peak_rss; "
-    "atexit.register(record_peak_rss, sys.argv.pop(1)); from cifar_runtime.cli import app; app(prog_name='cifar-infer')"
-)
 
 
 @dataclass(frozen=True)
@@ -56,7 +48,7 @@ class Run:
     seconds: float
     peak_rss_mb: float
     images: int
-    accuracy: float | None  # percent of rows whose label is the file's folder name
+    accuracy: float | None  # percent of classified rows whose label is the file's folder name (benchmarks.score)
     exit_code: int
     samples: list[tuple[float, int, float]] = field(default_factory=list)  # (seconds, rows written, RSS MB)
     stderr: str = ""
@@ -66,61 +58,41 @@ class Run:
         return self.images / self.seconds
 
 
-def run_cli(args: list[str], out: Path, stdin: str | None = None, sample_every: float = 0.0) -> Run:
-    """Run cifar-infer with `args` writing jsonl to `out`; its own peak RSS and, if asked, (time, rows, RSS) samples."""
-    peak_file = out.with_suffix(".peak")
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _CLI, str(peak_file), *args, "-f", "jsonl", "-o", str(out)],
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def run_cli(args: list[str], out: Path, stdin: str | None = None, sample_every: float = 0.02) -> Run:
+    """Run cifar-infer with `args` writing jsonl to `out`: its own peak RSS and (time, rows, RSS) samples."""
     samples: list[tuple[float, int, float]] = []
-    sampler = threading.Thread(target=_sample, args=(proc, out, start, sample_every, samples), daemon=True)
-    if sample_every:
-        sampler.start()
-    if stdin is not None:
-        proc.stdin.write(stdin)  # type: ignore[union-attr]
-        proc.stdin.close()  # type: ignore[union-attr]
-    stderr = proc.stderr.read()  # type: ignore[union-attr]
-    proc.wait()
-    seconds = time.perf_counter() - start
-    if sample_every:
-        sampler.join()
-    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    if not rows:
-        raise RuntimeError(f"cifar-infer {' '.join(args)} wrote nothing: {stderr.strip()}")
-    labelled = [r for r in rows if "label" in r]
-    hits = sum(r["label"] == Path(r["path"]).parent.name for r in labelled)
-    accuracy = 100 * hits / len(rows) if labelled else None
-    peak = float(peak_file.read_text()) if peak_file.exists() else float("nan")
-    return Run(seconds, peak, len(rows), accuracy, proc.returncode, samples, stderr)
+    counter = _RowCounter(out)
+
+    def sample(seconds: float, rss_mb: float) -> None:
+        samples.append((seconds, counter.rows(), rss_mb))
+
+    run = run_measured(
+        [sys.executable, "-m", "cifar_runtime", *args, "-f", "jsonl", "-o", str(out)],
+        stdin=stdin,
+        every=sample_every,
+        on_sample=sample,
+    )
+    if not out.exists() or not out.stat().st_size:
+        raise RuntimeError(f"cifar-infer {' '.join(args)} wrote nothing: {run.stderr.strip()}")
+    s = score(read_rows(out))
+    return Run(run.seconds, run.peak_rss_mb, s.files, s.accuracy, run.returncode, samples, run.stderr)
 
 
-def record_peak_rss(path: str) -> None:
-    """Write this process's peak RSS in MB (Linux: VmHWM) to `path`."""
-    with open("/proc/self/status") as f:
-        peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    Path(path).write_text(f"{peak_kb / 1024:.1f}\n")
+class _RowCounter:
+    """Rows written so far to a jsonl file, counted by reading only what was appended since the last call."""
 
+    def __init__(self, path: Path) -> None:
+        self.path, self.count, self.read = path, 0, 0
 
-def _sample(proc: subprocess.Popen[str], out: Path, start: float, every: float, samples: list) -> None:
-    rows, read = 0, 0  # rows counted so far, bytes of `out` read so far
-    while proc.poll() is None:
+    def rows(self) -> int:
         try:
-            with open(f"/proc/{proc.pid}/status") as f:
-                rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
-            if out.exists():
-                with out.open("rb") as f:
-                    f.seek(read)
-                    tail = f.read()
-                rows, read = rows + tail.count(b"\n"), read + len(tail)
-        except (OSError, StopIteration):  # the process ended between poll() and the read
-            break
-        samples.append((time.perf_counter() - start, rows, rss))
-        time.sleep(every)
+            with self.path.open("rb") as f:
+                f.seek(self.read)
+                tail = f.read()
+        except OSError:
+            return self.count
+        self.count, self.read = self.count + tail.count(b"\n"), self.read + len(tail)
+        return self.count
 
 
 def model_only(folder: Path, precision: str, batch_sizes: tuple[int, ...], seconds: float) -> dict[int, float]:
@@ -263,4 +235,4 @@ def main(
 
 
 if __name__ == "__main__":
-    app(prog_name="python -m cifar_runtime.bench")
+    app(prog_name="python -m benchmarks.runtime")

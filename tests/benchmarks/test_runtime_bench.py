@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cifar_runtime.bench import BenchConfig, Run, run_bench, soak_summary
+from benchmarks.runtime import BenchConfig, Run, run_bench, soak_summary
 
 
 def test_soak_summary_reads_rss_drift_and_rates_per_tenth() -> None:

@@ -1,14 +1,14 @@
-"""One engine, alone in its own process so that its peak RSS is its own: `python -m cifar_export.bench_worker SPEC`.
+"""One engine, alone in its own process so that its peak RSS is its own: `python -m benchmarks.engine_worker SPEC`.
 
 SPEC is a JSON object (engine, model, inputs, labels, shape, device, latency_runs, throughput_batch,
-throughput_runs). Prints one JSON line of measurements. Only numpy is imported up front: the ONNX Runtime
-engines run through cifar_runtime and never load torch, as in a user's torch-free install.
+throughput_runs). Prints one JSON line of measurements; benchmarks.engines measures its peak RSS from outside
+(benchmarks.measure). Only numpy is imported up front: the ONNX Runtime engines run through cifar_runtime and never
+load torch, as in a user's torch-free install.
 """
 
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -43,18 +43,6 @@ def timed(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, runs: int, kin
         run(x)
         times.append(time.perf_counter() - t0)
     return times
-
-
-def peak_rss_mb() -> float:
-    """This process's resident-set high-water mark: model + runtime + one batch of inputs."""
-    # VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across exec, so a worker started from a
-    # 1 GB parent would report the parent's peak.
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB -> MiB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # other Unixes: no /proc
 
 
 def measure(spec: dict) -> dict[str, object]:
@@ -100,7 +88,6 @@ def measure(spec: dict) -> dict[str, object]:
         "throughput_runs": len(throughput),
         "top1": 100.0 * correct / shape[0],
         "images": shape[0],
-        "peak_rss_mb": peak_rss_mb(),
     }
 
 

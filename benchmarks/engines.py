@@ -1,8 +1,11 @@
-"""`cifar-export bench`: every engine side by side in one run on this machine, each in its own process.
+"""Every engine side by side in one run on this machine, each in its own process:
+
+    python -m benchmarks.engines [CHECKPOINT] --data ../shared/cifar10-jpeg --out runs/bench/NAME
 
 The model is exported and quantised afresh into the output folder (through the same checked paths as the
 commands), the test images are preprocessed once into a float32 file that every engine reads, and each
-engine is measured by `bench_worker` in a new Python process, so that peak RSS is that engine's alone.
+engine is measured by `engine_worker` in a new Python process (benchmarks.measure), so that peak RSS is that
+engine's alone. Writes bench.json, which `cifar-export card` reads.
 """
 
 from __future__ import annotations
@@ -10,15 +13,20 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import onnxruntime
 import torch
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
 
+from benchmarks.measure import run_measured
 from cifar_export.errors import ExportError, one_line
 from cifar_export.export import TRAINED, ExportConfig, export_checkpoint, provenance
 from cifar_export.formats import FORMATS
@@ -29,6 +37,7 @@ from cifar_export.quantize import QuantizeConfig, quantize_model
 from cifar_export.source import load_source, model_info
 from cifar_train import (
     MODELS,
+    UserError,
     atomic_write,
     build_checkpoint,
     create_model,
@@ -60,7 +69,7 @@ class EngineRow:
     file_mb: float
     checked: bool  # its parity / accuracy check passed
     device: str = "cpu"
-    result: dict[str, object] | None = None  # bench_worker's measurements
+    result: dict[str, object] | None = None  # engine_worker's measurements
     error: str = ""  # why the worker failed, if it did
 
 
@@ -160,14 +169,102 @@ def _measure(row: EngineRow, inputs: Path, labels: Path, shape: tuple[int, ...],
         "throughput_batch": cfg.throughput_batch,
         "throughput_runs": cfg.throughput_runs,
     }
-    proc = subprocess.run(
-        [sys.executable, "-m", "cifar_export.bench_worker", json.dumps(spec)], capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines() or ["no output"]
+    run = run_measured([sys.executable, "-m", "benchmarks.engine_worker", json.dumps(spec)])
+    if run.returncode != 0:
+        lines = run.stderr.strip().splitlines() or ["no output"]
         return EngineRow(**{**asdict(row), "error": one_line(Exception(lines[-1]))})
-    return EngineRow(**{**asdict(row), "result": json.loads(proc.stdout.strip().splitlines()[-1])})
+    result = json.loads(run.stdout.strip().splitlines()[-1]) | {"peak_rss_mb": run.peak_rss_mb}
+    return EngineRow(**{**asdict(row), "result": result})
 
 
 def _mb(path: Path) -> float:
     return path.stat().st_size / 2**20
+
+
+def bench_table(summary: dict) -> Table:
+    """One row per engine, as measured in its own process."""
+    cfg = summary["provenance"]["config"]
+    table = Table(
+        title=f"bench: {summary['arch']}, {summary['checkpoint']}",
+        caption=f"p50/p99: batch-1 latency; img/s: batch-{cfg['throughput_batch']} throughput; RSS: peak of the "
+        f"engine's own process; top-1 on {summary['image_count']} images of {summary['images']}",
+        title_justify="left",
+        caption_justify="left",
+        box=box.SIMPLE,
+    )
+    table.add_column("engine", no_wrap=True)
+    for col in ("file MB", "p50 ms", "p99 ms", "img/s", "RSS MB", "top-1 %", "check"):
+        table.add_column(col, justify="right")
+    for row in summary["rows"]:
+        r = row["result"]
+        checked = "yes" if row["checked"] else "[red]FAILED[/]"
+        if r is None:
+            table.add_row(
+                row["engine"], f"{row['file_mb']:.1f}", f"[red]error: {row['error']}[/]", "", "", "", "", checked
+            )
+            continue
+        table.add_row(
+            row["engine"] + ("" if row["device"] == "cpu" else f" ({row['device']})"),
+            f"{row['file_mb']:.1f}",
+            f"{r['latency_p50_ms']:.2f}",
+            f"{r['latency_p99_ms']:.2f}",
+            f"{r['throughput_ips']:.0f}",
+            f"{r['peak_rss_mb']:.0f}",
+            f"{r['top1']:.2f}",
+            checked,
+        )
+    return table
+
+
+def ratio_lines(summary: dict) -> list[str]:
+    """The speed-ups this run measured, beside the targets the README states."""
+    batch = summary["provenance"]["config"]["throughput_batch"]
+    names = {
+        "ort_fp32_vs_eager_throughput": (f"ORT fp32 / eager, batch-{batch} throughput", "target >= 2"),
+        "ort_fp32_vs_eager_latency_p50": ("ORT fp32 / eager, batch-1 p50 latency", "target <= 0.6"),
+        "ort_int8_vs_fp32_latency_p50": ("ORT int8 / fp32, batch-1 p50 latency", "target <= 0.7"),
+    }
+    return [f"{names[k][0]}: {v:.2f}x ({names[k][1]})" for k, v in summary["ratios"].items()]
+
+
+def main(
+    checkpoint: Annotated[
+        Path | None,
+        typer.Argument(help="cifar-train checkpoint. Default: seeded random weights of --arch.", show_default=False),
+    ] = None,
+    arch: Annotated[str, typer.Option(help="Architecture when no checkpoint is given.")] = "cnn",
+    data: Annotated[str, typer.Option(help="ImageFolder root (test/ scores, train/ calibrates int8).")] = "",
+    limit: Annotated[int, typer.Option(min=0, help="Test images for top-1 (seeded sample); 0 = all.")] = 1000,
+    tta: Annotated[int, typer.Option(min=-1, max=2, help="TTA level in the graphs; -1: the run's own.")] = TRAINED,
+    out: Annotated[str, typer.Option(help="Folder for the files and bench.json. Default: runs/bench/<arch>.")] = "",
+    latency_runs: Annotated[int, typer.Option(min=1, help="Timed batch-1 calls per engine.")] = 200,
+    throughput_batch: Annotated[int, typer.Option(min=1, help="Batch size for throughput.")] = 256,
+    throughput_runs: Annotated[int, typer.Option(min=1, help="Timed full batches per engine.")] = 5,
+    calibration_count: Annotated[int, typer.Option(min=1, help="int8: training images to calibrate on.")] = 500,
+) -> None:
+    """Every engine side by side (eager, TorchScript, torch.export, ORT fp32/int8), each in its own process."""
+    cfg = BenchConfig(
+        str(checkpoint or ""),
+        arch,
+        tta,
+        data,
+        limit,
+        out,
+        latency_runs,
+        throughput_batch,
+        throughput_runs,
+        calibration_count,
+    )
+    try:
+        summary = run_bench(cfg)
+    except (ExportError, UserError) as e:
+        raise SystemExit(f"error: {e}") from None
+    console = Console()
+    console.print(bench_table(summary))
+    for line in ratio_lines(summary):
+        console.print(line)
+    console.print(f"written {summary['out']}/bench.json")
+
+
+if __name__ == "__main__":
+    typer.run(main)
