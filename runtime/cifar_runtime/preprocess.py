@@ -16,7 +16,6 @@ Choices a training set never has to make, made here once:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -31,12 +30,8 @@ __all__ = [
     "check_supported",
     "load_image",
     "model_input",
-    "normalize",
     "normalize_batch",
     "pixels",
-    "prepare",
-    "prepare_file",
-    "preprocess",
     "read_pixels",
     "resize",
     "to_rgb",
@@ -58,13 +53,8 @@ def resize(img: Image.Image, size: tuple[int, int], interpolation: str = "biline
     return img.resize((width, height), INTERPOLATIONS[interpolation])
 
 
-def normalize(rgb: np.ndarray, info: ModelInfo) -> np.ndarray:
-    """uint8 (H, W, 3) -> float32 (3, H, W): x/255, then (x - mean)/std, float32 as ToTensor+Normalize."""
-    return normalize_batch(rgb[None], info)[0]
-
-
 def normalize_batch(pixels: np.ndarray, info: ModelInfo) -> np.ndarray:
-    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W), each image exactly as `normalize` makes it, in one pass."""
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W): x / 255, then (x - mean) / std, in float32."""
     x = pixels.astype(np.float32) / np.float32(255)  # (N, H, W, 3) in [0, 1]
     x = (x - np.asarray(info.mean, np.float32)) / np.asarray(info.std, np.float32)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # (N, 3, H, W)
@@ -94,28 +84,6 @@ def pixels(image: ImageLike, info: ModelInfo) -> np.ndarray:
     if isinstance(image, Image.Image):  # upright is idempotent: it drops the tag it applied
         return _resized(to_rgb(upright(image)), info)
     raise UsageError(f"expected a path, a PIL image or a uint8 HxWx3 array, got {type(image).__name__}")
-
-
-def prepare(image: ImageLike, info: ModelInfo) -> np.ndarray:
-    """One PIL image or uint8 HWC RGB array -> the float32 (3, H, W) input of a model of layout NCHW."""
-    return normalize(pixels(image, info), info)
-
-
-def preprocess(images: Sequence[ImageLike], info: ModelInfo) -> np.ndarray:
-    """PIL images and/or uint8 HWC arrays -> float32 (N, 3, H, W), ready for the model."""
-    if not images:
-        return np.zeros((0, 3, *info.input_size), np.float32)
-    return np.stack([prepare(image, info) for image in images])
-
-
-def prepare_file(
-    path: str | os.PathLike[str],
-    info: ModelInfo,
-    decode: DecodeConfig = DEFAULT_DECODE,
-    budget: DecodeBudget | None = None,
-) -> np.ndarray:
-    """Decode and prepare one image file: float32 (3, H, W); ImageError when it cannot be read."""
-    return normalize(read_pixels(path, info, decode, budget), info)
 
 
 def read_pixels(

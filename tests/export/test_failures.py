@@ -39,7 +39,8 @@ def test_a_model_that_differs_from_its_checkpoint_is_not_published(
     monkeypatch.setattr(cifar_export.export, "build_model", prepare)
     result = runner.invoke(app, [command, str(cnn_checkpoint), "--out", str(tmp_path), "--limit", "16"])
     assert result.exit_code == 3, result.output
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("cifar-export: error: check failed, not published")
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("cifar-export: error: check failed, not published")
     name, failed = {
         "onnx": ("cnn.onnx", "cnn.FAILED.onnx"),
         "torchscript": ("cnn.torchscript.pt", "cnn.torchscript.FAILED.pt"),

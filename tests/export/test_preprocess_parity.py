@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from cifar_runtime.metadata import ModelInfo
-from cifar_runtime.preprocess import load_image, preprocess
+from cifar_runtime.preprocess import load_image, model_input, pixels
 from cifar_train import get_spec
 from cifar_train.data import eval_transform, load_image_folder, scan_image_folder
 
@@ -17,7 +17,7 @@ def both_ways(cifar_fixture, arch: str, size: int) -> tuple[np.ndarray, np.ndarr
     paths, _, classes = scan_image_folder(cifar_fixture / "test")
     mean, std = get_spec(arch).mean, get_spec(arch).std
     info = ModelInfo(arch=arch, classes=classes, input_size=(size, size), mean=mean, std=std)
-    runtime = preprocess([load_image(p) for p in paths], info)  # (N, 3, size, size)
+    runtime = model_input(np.stack([pixels(load_image(p), info) for p in paths]), info)  # (N, 3, size, size)
     images = load_image_folder(cifar_fixture, "test").images  # (N, 3, 32, 32) uint8, decoded as in training
     transform = eval_transform(arch, size)
     training = torch.stack([transform(im) for im in images]).numpy()

@@ -14,7 +14,7 @@ import torch
 
 from cifar_export.images import SAMPLES
 from cifar_runtime import Classifier
-from cifar_runtime.preprocess import prepare_file
+from cifar_runtime.preprocess import model_input, read_pixels
 from cifar_train.checkpoint import load_checkpoint, model_from_checkpoint
 from cifar_train.data import decode_images, eval_transform, scan_image_folder
 
@@ -32,7 +32,7 @@ def test_runtime_classifier_on_jpeg_files_matches_the_checkpoint(
     clf = Classifier(folder / f"{arch}.onnx", device="cpu")
     assert clf.classes == classes
     # the runtime's own numpy/Pillow preprocessing, driven only by the file's metadata
-    runtime_logits = clf.logits(np.stack([prepare_file(p, clf.info) for p in paths]))
+    runtime_logits = clf.logits(model_input(np.stack([read_pixels(p, clf.info) for p in paths]), clf.info))
     # the training side: torchvision eval transform and the eager model from the checkpoint
     model = model_from_checkpoint(load_checkpoint(request.getfixturevalue(checkpoint)))
     with torch.inference_mode():

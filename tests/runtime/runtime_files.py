@@ -142,3 +142,15 @@ def with_metadata(changes: dict[str, str | bytes], model: Path = TINY) -> bytes:
     props.update({k.encode(): v if isinstance(v, bytes) else v.encode() for k, v in changes.items()})
     kept = b"".join(raw for number, raw, _ in _fields(model.read_bytes()) if number != _METADATA_PROPS)
     return kept + b"".join(_field(_METADATA_PROPS, _field(1, k) + _field(2, v)) for k, v in props.items())
+
+
+def one_input(image, info):  # noqa: ANN001, ANN201 (a test helper: a PIL image or array, a ModelInfo)
+    """One image -> the float32 (3, H, W) row of the batch an NCHW model takes, through the runtime's own steps."""
+    from cifar_runtime.preprocess import model_input, pixels
+
+    return model_input(pixels(image, info)[None], info)[0]
+
+
+def batch_of(images, info):  # noqa: ANN001, ANN201
+    """Images -> the float32 (N, 3, H, W) batch an NCHW model takes."""
+    return np.stack([one_input(image, info) for image in images])

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
-from runtime_files import TINY, TINY_BATCH3, WEIGHTS
+from runtime_files import TINY, TINY_BATCH3, WEIGHTS, batch_of
 
 from cifar_runtime import Classifier, ImageError, ModelError, Prediction, Score, UsageError, locate
 from cifar_runtime.api import to_predictions
-from cifar_runtime.preprocess import load_image, preprocess
+from cifar_runtime.preprocess import load_image
 
 
 def numpy_logits(batch: np.ndarray) -> np.ndarray:
@@ -27,7 +27,7 @@ def numpy_logits(batch: np.ndarray) -> np.ndarray:
 
 
 def test_golden_logits_on_real_images(classifier: Classifier, test_images: list[Path]) -> None:
-    batch = preprocess([load_image(p) for p in test_images[::5]], classifier.info)  # 60 images, all classes
+    batch = batch_of([load_image(p) for p in test_images[::5]], classifier.info)  # 60 images, all classes
     logits = classifier.logits(batch)
     assert logits.shape == (60, 10) and logits.dtype == np.float32
     np.testing.assert_allclose(logits, numpy_logits(batch), rtol=1e-4, atol=1e-5)
@@ -83,7 +83,7 @@ def test_batching_does_not_change_results(classifier: Classifier, test_images: l
 
 def test_static_batch_model_is_split_and_padded(classifier: Classifier, test_images: list[Path]) -> None:
     static = Classifier(TINY_BATCH3, device="cpu")
-    batch = preprocess([load_image(p) for p in test_images[:7]], classifier.info)  # 7 = 3 + 3 + 1 (padded)
+    batch = batch_of([load_image(p) for p in test_images[:7]], classifier.info)  # 7 = 3 + 3 + 1 (padded)
     np.testing.assert_allclose(static.logits(batch), classifier.logits(batch), rtol=1e-5, atol=1e-6)
     assert static.logits(batch[:0]).shape == (0, 10)
 

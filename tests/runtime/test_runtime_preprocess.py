@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from runtime_files import TINY, bad_images, png_header_only, unusual_images
+from runtime_files import TINY, bad_images, batch_of, one_input, png_header_only, unusual_images
 
 from cifar_runtime import Classifier, ImageError, ModelInfo, UsageError
-from cifar_runtime.preprocess import load_image, normalize, prepare, preprocess, resize, to_rgb
+from cifar_runtime.preprocess import load_image, model_input, resize, to_rgb
 
 INFO = ModelInfo(
     arch="test",
@@ -23,7 +23,7 @@ INFO = ModelInfo(
 
 def test_real_jpegs_match_plain_numpy(test_images: list[Path]) -> None:
     """32x32 fixture images: no resize, and exactly x/255 then (x - mean)/std in float32."""
-    batch = preprocess([load_image(p) for p in test_images[:40]], INFO)
+    batch = batch_of([load_image(p) for p in test_images[:40]], INFO)
     assert batch.shape == (40, 3, 32, 32) and batch.dtype == np.float32 and batch.flags.c_contiguous
     for x, path in zip(batch, test_images, strict=False):
         with Image.open(path) as img:
@@ -34,9 +34,9 @@ def test_real_jpegs_match_plain_numpy(test_images: list[Path]) -> None:
 
 def test_array_and_pil_inputs_agree(photo: Image.Image) -> None:
     rgb = np.asarray(photo)
-    np.testing.assert_array_equal(prepare(rgb, INFO), prepare(photo, INFO))
+    np.testing.assert_array_equal(one_input(rgb, INFO), one_input(photo, INFO))
     small = rgb[::2, ::2]  # (16, 16, 3): needs the resize path
-    np.testing.assert_array_equal(prepare(small, INFO), prepare(Image.fromarray(small), INFO))
+    np.testing.assert_array_equal(one_input(small, INFO), one_input(Image.fromarray(small), INFO))
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,7 @@ def test_array_and_pil_inputs_agree(photo: Image.Image) -> None:
 )
 def test_arrays_must_be_uint8_hwc_rgb(bad: np.ndarray) -> None:
     with pytest.raises(UsageError, match="uint8 HxWx3"):
-        prepare(bad, INFO)
+        one_input(bad, INFO)
 
 
 def test_resize_is_pillow_bilinear_antialiased_and_skipped_at_size(photo: Image.Image) -> None:
@@ -62,7 +62,7 @@ def test_resize_is_pillow_bilinear_antialiased_and_skipped_at_size(photo: Image.
 def test_normalize_values() -> None:
     info = ModelInfo("t", ("a",), (1, 2), mean=(0.5, 0.5, 0.5), std=(0.25, 0.5, 1.0))
     rgb = np.array([[[0, 255, 51], [255, 0, 102]]], np.uint8)  # (1, 2, 3)
-    x = normalize(rgb, info)  # (3, 1, 2)
+    x = model_input(rgb[None], info)[0]  # (3, 1, 2)
     np.testing.assert_allclose(x[:, 0, 0], [-2.0, 1.0, -0.3], rtol=1e-6)
     np.testing.assert_allclose(x[:, 0, 1], [2.0, -1.0, -0.1], rtol=1e-6)
 
@@ -95,7 +95,7 @@ def test_unusual_files_decode_to_rgb(tmp_path: Path, photo: Image.Image) -> None
         (tmp_path / name).write_bytes(data)
         img = load_image(tmp_path / name)
         assert img.mode == "RGB", name
-        assert prepare(img, INFO).shape == (3, 32, 32), name
+        assert one_input(img, INFO).shape == (3, 32, 32), name
     assert load_image(tmp_path / "rotated_exif.jpg").size == (32, 48)  # EXIF orientation 6 applied
     first = np.asarray(load_image(tmp_path / "animated.gif"), np.int16)
     assert np.abs(first - np.asarray(photo, np.int16)).mean() < 12  # frame 0, not the flipped frame 1
