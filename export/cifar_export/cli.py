@@ -14,7 +14,8 @@ from cifar_export.errors import CheckFailed, ExportError
 from cifar_export.formats import FORMATS, ExportOptions
 from cifar_export.formats.onnx_export import DEFAULT_OPSET
 from cifar_export.parity import ParityConfig
-from cifar_runtime import MEANINGS, user_errors
+from cifar_runtime import user_errors
+from cifar_runtime.cliflags import exit_codes_epilog, version_flag
 
 if TYPE_CHECKING:
     from cifar_export.export import ExportResult
@@ -22,13 +23,10 @@ if TYPE_CHECKING:
 # The commands import the work they run (torch, onnx, onnxruntime's quantiser) when they run it: --help and a
 # usage error answer at once.
 PROG = "cifar-export"
-EXIT_CODES = "\b\nExit codes (the same in cifar-infer, cifar-ray and cifar-train):\n" + "\n".join(
-    f"  {code:<3}  {text}" for code, text in MEANINGS.items()
-)
 app = typer.Typer(
     help="Export cifar-train checkpoints (ONNX, TorchScript, torch.export), prove they match, quantise. A file "
     "that fails its check is kept as <name>.FAILED.<ext>, not published (exit 3).",
-    epilog=EXIT_CODES,
+    epilog=exit_codes_epilog(PROG),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -37,17 +35,9 @@ app = typer.Typer(
 console = Console()
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"cifar-export {__version__}")
-        raise typer.Exit()
-
-
 @app.callback()
 def main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
-    ] = False,
+    version: Annotated[bool, version_flag(f"cifar-export {__version__}")] = False,
 ) -> None:
     """Export, prove, quantise."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-import textwrap
 import warnings
 from dataclasses import fields
 from enum import StrEnum
@@ -16,6 +15,7 @@ import typer
 
 from cifar_runtime.about import model_lines, runtime_lines, version_line
 from cifar_runtime.api import RECOMMENDED
+from cifar_runtime.cliflags import exit_codes_epilog, version_flag
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS, return_large_frees_to_os
 from cifar_runtime.errors import CifarRuntimeError, ReaderGone, UsageError
 from cifar_runtime.exitcodes import (
@@ -23,7 +23,6 @@ from cifar_runtime.exitcodes import (
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_USAGE,
-    MEANINGS,
     error_exit_code,
     say_error,
 )
@@ -37,13 +36,7 @@ from cifar_runtime.shard import Shard
 from cifar_runtime.text import terminal_safe
 
 PROG = "cifar-infer"
-_CODES = "\n".join(
-    textwrap.fill(text, 96, initial_indent=f"  {code:<3}  ", subsequent_indent=" " * 7)
-    for code, text in MEANINGS.items()
-)
-EPILOG = f"""\b
-Exit codes (the same in cifar-ray, cifar-train and cifar-export):
-{_CODES}
+EPILOG = f"""{exit_codes_epilog(PROG)}
 
 \b
 Environment:
@@ -74,12 +67,6 @@ def min_confidence_flag(text: str) -> float | str:
         return float(text)
     except ValueError:
         return float("nan")
-
-
-def print_version(value: bool) -> None:
-    if value:
-        typer.echo(version_line())
-        raise typer.Exit(EXIT_OK)
 
 
 @app.command(epilog=EPILOG, no_args_is_help=True)
@@ -155,7 +142,7 @@ def main(
     info: Annotated[bool, typer.Option("--info", help="Show onnxruntime, providers and model metadata.")] = False,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=print_version, is_eager=True, help="Show versions and exit."),
+        version_flag(version_line()),
     ] = False,
 ) -> None:
     """Classify images with a CIFAR model on ONNX Runtime (no torch needed)."""

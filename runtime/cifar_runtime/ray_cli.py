@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cifar_runtime.cli import EPILOG, MIN_CONFIDENCE, min_confidence_flag, print_version
+from cifar_runtime.about import version_line
+from cifar_runtime.cli import MIN_CONFIDENCE, min_confidence_flag
+from cifar_runtime.cliflags import exit_codes_epilog, version_flag
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS
 from cifar_runtime.errors import CifarRuntimeError, InstallError
 from cifar_runtime.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, error_exit_code, say_error
@@ -45,14 +47,12 @@ Actors = Annotated[
 
 @app.callback()
 def main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=print_version, is_eager=True, help="Show versions and exit.")
-    ] = False,
+    version: Annotated[bool, version_flag(version_line())] = False,
 ) -> None:
     """Batch image classification on a Ray cluster with Ray Data (no torch)."""
 
 
-@app.command(epilog=EPILOG, no_args_is_help=True)
+@app.command(epilog=exit_codes_epilog(PROG), no_args_is_help=True)
 def classify(
     paths: Annotated[
         list[str],

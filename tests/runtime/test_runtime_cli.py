@@ -160,7 +160,7 @@ def test_help_documents_exit_codes() -> None:
     result = invoke("--help")
     assert result.exit_code == 0
     text = " ".join(result.stdout.split())
-    assert "Exit codes (the same in cifar-train and cifar-export):" in text
+    assert "Exit codes (the same in cifar-ray, cifar-train, cifar-export):" in text
     for code, meaning in MEANINGS.items():
         assert f"{code} {meaning}" in text
     assert "CIFAR_MODEL" in text and "--top-k" in text and "--resume" in text
@@ -226,3 +226,18 @@ def test_resume_with_other_settings_is_refused_and_the_output_kept(
     assert first.exit_code == 0 and result.exit_code == 2 and out.read_text() == before
     assert "cannot resume" in one_error_line(result) and "made with other settings" in one_error_line(result)
     assert invoke(*args).exit_code == 0 and len(jsonl_rows(out.read_text())) == 5  # the same settings resume
+
+
+@pytest.mark.parametrize("module", ["cifar_runtime.cli", "cifar_runtime.ray_cli"])
+def test_every_cli_prints_the_same_exit_codes_and_a_version(module: str) -> None:
+    import importlib
+
+    from cifar_runtime.exitcodes import MEANINGS
+
+    cli = importlib.import_module(module).app
+    text = " ".join(CliRunner().invoke(cli, ["--help"]).output.split())
+    version = CliRunner().invoke(cli, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("cifar-runtime ")
+    if module.endswith("ray_cli"):  # the table is on its command's help
+        text = " ".join(CliRunner().invoke(cli, ["classify", "--help"]).output.split())
+    assert all(" ".join(meaning.split()) in text for meaning in MEANINGS.values())

@@ -12,31 +12,22 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from cifar_runtime.exitcodes import EXIT_USAGE, MEANINGS, say_error, user_errors
+from cifar_runtime.cliflags import exit_codes_epilog, version_flag
+from cifar_runtime.exitcodes import EXIT_USAGE, say_error, user_errors
 from cifar_train import __version__
 from cifar_train.config import RECIPES, Recipe, TrainConfig
 from cifar_train.errors import UserError
 
-EXIT_CODES = "\b\nExit codes (the same in cifar-infer, cifar-ray and cifar-export):\n" + "\n".join(
-    f"  {code:<3}  {text}" for code, text in MEANINGS.items()
-)
-
 PROG = "cifar-train"
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, epilog=EXIT_CODES, rich_markup_mode=None)
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=__doc__, epilog=exit_codes_epilog(PROG), rich_markup_mode=None
+)
 console = Console(stderr=True, soft_wrap=True)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"cifar-train {__version__}")
-        raise typer.Exit()
 
 
 @app.callback()
 def main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
-    ] = False,
+    version: Annotated[bool, version_flag(f"cifar-train {__version__}")] = False,
 ) -> None:
     """Train, calibrate and compare image classifiers."""
 

@@ -7,6 +7,8 @@ and a linear head whose logits are scaled down. Per image airbench94 costs about
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -88,31 +90,34 @@ def airbench95(num_classes: int = 10) -> nn.Module:
     return AirbenchNet(num_classes, widths=(128, 384, 384))
 
 
-register(
-    ModelSpec(
-        name="airbench94",
-        build=airbench94,
+def _spec(name: str, build: Callable[[int], nn.Module], summary: str, reference: Reference) -> ModelSpec:
+    """The spec both widths share: CIFAR-10 statistics, 32-pixel input, the head named `head`."""
+    return ModelSpec(
+        name=name,
+        build=build,
         input_size=32,
         mean=CIFAR_MEAN_STD[0],
         std=CIFAR_MEAN_STD[1],
         head="head",
-        summary="airbench94's net: 2x2 whitening conv + three conv groups 64/256/256",
-        reference=Reference(
-            94.01, "KellerJordan/cifar10-airbench airbench94.py: mean of 1,000 runs, lossless CIFAR-10"
-        ),
+        summary=summary,
+        reference=reference,
+    )
+
+
+AIRBENCH = "KellerJordan/cifar10-airbench"
+register(
+    _spec(
+        "airbench94",
+        airbench94,
+        "airbench94's net: 2x2 whitening conv + three conv groups 64/256/256",
+        Reference(94.01, f"{AIRBENCH} airbench94.py: mean of 1,000 runs, lossless CIFAR-10"),
     )
 )
 register(
-    ModelSpec(
-        name="airbench95",
-        build=airbench95,
-        input_size=32,
-        mean=CIFAR_MEAN_STD[0],
-        std=CIFAR_MEAN_STD[1],
-        head="head",
-        summary="airbench95's net: airbench94's, wider (conv groups 128/384/384), ~2.5x its cost per image",
-        reference=Reference(
-            95.01, "KellerJordan/cifar10-airbench airbench95.py: mean of 200 runs, 15 epochs, lossless CIFAR-10"
-        ),
+    _spec(
+        "airbench95",
+        airbench95,
+        "airbench95's net: airbench94's, wider (conv groups 128/384/384), ~2.5x its cost per image",
+        Reference(95.01, f"{AIRBENCH} airbench95.py: mean of 200 runs, 15 epochs, lossless CIFAR-10"),
     )
 )
