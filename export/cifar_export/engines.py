@@ -1,7 +1,7 @@
 """Every way to run a model, behind one small interface: float32 (B, 3, H, W) normalised in, (B, C) logits out.
 A --raw ONNX file (uint8 pixels in) gets the pixels those inputs were made from, recovered exactly.
 
-Parity, verify, quantize, bench and folder-check all go through these. ONNX files run through
+Parity, verify, quantize and the benchmarks all go through these. ONNX files run through
 `cifar_runtime.Classifier`, so every check exercises exactly the code users run (metadata, shape checks, static
 batch padding). Only numpy is imported up front: the ONNX Runtime engine never loads torch.
 """

@@ -1,6 +1,8 @@
-"""The shipping path on a tiny real run: train -> export all -> folder-check through cifar-infer -> model card."""
+"""The shipping path on a tiny real run: train -> export all -> the folder check through cifar-infer -> model card."""
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 
 from typer.testing import CliRunner
@@ -18,11 +20,19 @@ def test_train_export_folder_check_and_card_agree(cifar_fixture, tmp_path):
 
     r = runner.invoke(app, ["all", str(run / "best.pt")])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["folder-check", str(run / "cnn.onnx"), "--data", str(cifar_fixture / "test")])
-    assert r.exit_code == 0, r.output
+    folder_check = [
+        sys.executable,
+        "-m",
+        "benchmarks.folder_check",
+        str(run / "cnn.onnx"),
+        "--data",
+        str(cifar_fixture),
+    ]
+    r = subprocess.run(folder_check, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
     check = json.loads((run / "folder_check.cnn.json").read_text())  # named after the model it checked
-    again = runner.invoke(app, ["folder-check", str(run / "cnn.onnx"), "--data", str(cifar_fixture / "test")])
-    assert again.exit_code == 2 and "--overwrite" in again.output  # a result is not replaced unasked
+    again = subprocess.run(folder_check, capture_output=True, text=True)
+    assert again.returncode != 0 and "--overwrite" in again.stderr  # a result is not replaced unasked
     assert check["files"] == check["classified"] == 300
     # The CLI, fed the JPEG files, reproduces the training run's own test accuracy on the same images.
     assert abs(check["accuracy"] - 100 * metrics["test_acc"]) < 0.1
@@ -34,7 +44,11 @@ def test_train_export_folder_check_and_card_agree(cifar_fixture, tmp_path):
     assert f"**{100 * metrics['test_acc']:.2f}%**" in card
     assert "**cnn.onnx** (fp32" in card and "passed" in card and "FAILED" not in card
     assert f"accuracy **{check['accuracy']:.2f}%**" in card
-    assert "## Reproduce" in card and "cifar-train cnn --data ../shared/cifar10-jpeg" in card
+    # the card states the run's own data and the command with every flag that differs from the recipe
+    assert (
+        "## Reproduce" in card
+        and f"cifar-train cnn --epochs 2 --val-size 50 --data {metrics['data']['source']}" in card
+    )
 
 
 def test_card_without_a_run_is_one_line_error(tmp_path):

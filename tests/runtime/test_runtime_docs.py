@@ -48,7 +48,7 @@ def test_readme_states_the_limits_and_the_auto_precision_rule_of_the_code() -> N
 
 
 def test_readme_python_api_snippet_runs_as_written() -> None:
-    snippet = README.split("### Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    snippet = README.split("## Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     result = subprocess.run([sys.executable, "-c", snippet], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "1 unreadable"

@@ -28,7 +28,7 @@ def test_bundled_model_classifies_the_real_fixture_near_its_test_accuracy(cifar_
     assert len(paths) == 300
     predictions = clf.predict(paths)
     accuracy = sum(p.label == path.parent.name for p, path in zip(predictions, paths, strict=True)) / len(paths)
-    # Its accuracy on the 10,000 test images through cifar-infer, as `cifar-export folder-check` recorded it.
+    # Its accuracy on the 10,000 test images through cifar-infer, as benchmarks/folder_check.py recorded it.
     published = json.loads((SHIPPED_RUN / "folder_check.int8.json").read_text())["accuracy"] / 100
     # 300 real test images: the binomial standard deviation is ~1.7 points at 90%, so 5 points is 3 sigma.
     assert abs(accuracy - published) <= 0.05, (accuracy, published)
