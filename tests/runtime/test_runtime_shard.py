@@ -108,10 +108,13 @@ def test_the_readme_xargs_recipe(cifar_fixture: Path, tmp_path: Path, monkeypatc
     start = next(i for i, line in enumerate(lines) if line.startswith("seq 0 2 | xargs -P 3"))
     recipe = "set -e\n" + "\n".join(lines[start : start + 2])  # the xargs line and the cat that merges
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "CIFAR_MODEL": str(TINY)}
-    (tmp_path / "photos").symlink_to(cifar_fixture / "test")
+    folder = tmp_path / "export" / "cifar_export" / "samples" / "cifar10" / "test"  # the README's path
+    folder.parent.mkdir(parents=True)
+    folder.symlink_to(cifar_fixture / "test")
+    (tmp_path / "runs").mkdir()
     done = subprocess.run(["bash", "-c", recipe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    merged = sorted(rows((tmp_path / "preds.jsonl").read_text(encoding="utf-8")))
+    merged = sorted(rows((tmp_path / "runs" / "preds.jsonl").read_text(encoding="utf-8")))
     monkeypatch.chdir(tmp_path)
-    single = invoke("-m", TINY, "-f", "jsonl", "photos/")
+    single = invoke("-m", TINY, "-f", "jsonl", "export/cifar_export/samples/cifar10/test")
     assert merged == sorted(rows(single.stdout)) and len(merged) == 300
