@@ -179,10 +179,9 @@ register(
             "label_smoothing, lookahead*": AIRBENCH,
             "augment, flip, translate": AIRBENCH + " (alternating flip: the paper's section 3.6)",
             "tta": AIRBENCH + " (tta_level 2)",
-            "epochs": "18 instead of 9.9, chosen by time before any run: it fits 45 minutes on this 2-core CPU "
-            "and makes up for the 5,000 images held out for validation (airbench95 trains 15)",
-            "micro_batch, channels_last": "CPU speed only: 512-image chunks run 1.6x faster than 1024 here "
-            "(BatchNorm statistics per chunk)",
+            "epochs": "18 instead of 9.9, chosen by time before any run (45 minutes on a 2-core CPU); it makes up "
+            "for the 5,000 images held out for validation",
+            "micro_batch, channels_last": "CPU speed only (BatchNorm statistics per 512-image chunk)",
         },
     )
 )
@@ -195,10 +194,8 @@ register(
         ),
         {
             "*": "recipe `fast`, whitening off (the seed CNN has no whitening layer)",
-            "lr": "11.5 / 4, from 4-epoch probes on 10,000 train images selected on validation (not test): at 11.5 the "
-            "seed CNN diverges (18 epochs on all data: val 10.00% after 2; probe: 10.00% after 4, also with "
-            "BatchNorm scales trained and no 64x BN-bias rate); 11.5/4 reaches 39.1% val after 3 epochs, "
-            "11.5/8 35.3%",
+            "lr": "11.5 / 4: at 11.5 the seed CNN diverges; chosen on validation by short probes "
+            "(artifacts/fast/NOTES.md)",
         },
     )
 )
