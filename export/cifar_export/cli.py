@@ -14,8 +14,7 @@ from cifar_export.errors import CheckFailed, ExportError
 from cifar_export.formats import FORMATS, ExportOptions
 from cifar_export.formats.onnx_export import DEFAULT_OPSET
 from cifar_export.parity import ParityConfig
-from cifar_runtime import user_errors
-from cifar_runtime.cliflags import exit_codes_epilog, version_flag
+from cifar_runtime import exit_codes_epilog, user_errors, version_flag
 
 if TYPE_CHECKING:
     from cifar_export.export import ExportResult

@@ -2,6 +2,7 @@
 
 from cifar_runtime.about import package_version
 from cifar_runtime.api import Classifier, Prediction, Score
+from cifar_runtime.cliflags import exit_codes_epilog, version_flag
 from cifar_runtime.errors import (
     CheckFailed,
     CifarRuntimeError,
@@ -29,6 +30,8 @@ from cifar_runtime.metadata import ModelInfo, validate_metadata
 
 __version__ = package_version()
 __all__ = [
+    "exit_codes_epilog",
+    "version_flag",
     "MEANINGS",
     "CheckFailed",
     "say_error",

@@ -55,7 +55,22 @@ def test_cifar_infer_gets_the_float_files_labels_from_the_raw_file(cnn_raw: Path
 
 def test_raw_int8_is_calibrated_on_pixels(cnn_raw: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, ["quantize", str(cnn_raw), "--int8", "--out", str(tmp_path), "--limit", "100", "--calibration-count", "64"]
+        # --max-drop 10: the fixture's model is barely trained (~25%), so int8 rounding flips a few of its 100 labels
+        # on some CPUs (3 on one with AVX512-VNNI); this test is about calibrating on pixels, not the accuracy gate
+        app,
+        [
+            "quantize",
+            str(cnn_raw),
+            "--int8",
+            "--out",
+            str(tmp_path),
+            "--limit",
+            "100",
+            "--calibration-count",
+            "64",
+            "--max-drop",
+            "10",
+        ],
     )
     assert result.exit_code == 0, result.output
     int8 = Classifier(tmp_path / "cnn.raw.int8.onnx", device="cpu")

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
+from recipes_for_tests import fast_config
 
 import cifar_train.distill as distill_module
-from cifar_train import RECIPES, load_checkpoint
+from cifar_train import load_checkpoint
 from cifar_train.errors import UserError
 from cifar_train.loop import StepOptions, step_loss
 from cifar_train.run import train
 
 
 def small_config(data, out, recipe="fast", **changes):
-    base = dict(
-        data=str(data),
-        out=str(out),
-        val_size=50,
-        batch_size=32,
-        micro_batch=16,
-        device="cpu",
-        epochs=2,
-        lookahead_start=1,
-        lookahead_every=2,
-        whiten_bias_epochs=1,
-    )
-    return replace(RECIPES[recipe].config, **{**base, **changes})
+    return fast_config(data, out, recipe, **{"epochs": 2, "whiten_bias_epochs": 1, **changes})
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
+from recipes_for_tests import fast_config
 from rich.console import Console
 
 import cifar_train.run as run_module
@@ -17,23 +17,6 @@ from cifar_train.augment import BatchAugmentLoader, cutout, translate
 from cifar_train.config import recipe_and_flags
 from cifar_train.optim import Lookahead, build_optimizer, lr_factor, prepare_model
 from cifar_train.run import train
-
-
-def fast_config(data: Path, out: Path, recipe: str = "fast", **changes):
-    # Small batches so that a few hundred fixture images make several steps per epoch.
-    base = dict(
-        data=str(data),
-        out=str(out),
-        val_size=50,
-        batch_size=32,
-        micro_batch=16,
-        device="cpu",
-        epochs=4,
-        lookahead_start=1,
-        lookahead_every=2,
-        whiten_bias_epochs=2,
-    )
-    return replace(RECIPES[recipe].config, **{**base, **changes})
 
 
 def test_alternating_flip_mirrors_each_image_on_every_other_epoch():

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from recipes_for_tests import fast_config
 from typer.testing import CliRunner
 
-from cifar_train import RECIPES, load_checkpoint
+from cifar_train import load_checkpoint
 from cifar_train.calibration import (
     expected_calibration_error,
     fit_temperature,
@@ -64,19 +64,7 @@ def test_the_recommended_threshold_is_the_widest_that_meets_the_target_and_never
 
 
 def small_run(data, out, **changes):
-    base = dict(
-        data=str(data),
-        out=str(out),
-        val_size=50,
-        batch_size=32,
-        micro_batch=16,
-        device="cpu",
-        epochs=2,
-        lookahead_start=1,
-        lookahead_every=2,
-        whiten_bias_epochs=1,
-    )
-    return replace(RECIPES["fast"].config, **{**base, **changes})
+    return fast_config(data, out, **{"epochs": 2, "whiten_bias_epochs": 1, **changes})
 
 
 def mislabelled_copy(fixture, root):

@@ -58,7 +58,9 @@ def finish(
     test, val = by_tta[cfg.tta], val_by_tta.get(cfg.tta)
     fitted = temperature.fit_levels(val_by_tta, by_tta, d)
     final_eval_seconds = time.perf_counter() - tick
-    roc = roc_curves(gather(test.probs, d), gather(test.labels, d))
+    # Collectives run on every rank, before the main rank writes alone: a gather inside `if d.is_main` would hang.
+    test_logits, test_labels = gather(test.logits, d), gather(test.labels, d)
+    roc = roc_curves(test_logits.softmax(1), test_labels)
     epochs = [h for h in history if h["epoch"] > 0]
     record = RunRecord(
         arch=cfg.arch,
@@ -139,7 +141,9 @@ def finish(
             f"{title}: test confusion (acc {test.acc:.2%})",
         )
         plot_roc(roc, list(data.classes), out / "roc.png", f"{title}: one-vs-rest ROC on test")
-        temperature.write_plot(fitted, cfg.tta, test, d, out / "calibration.png", cfg.arch)
+        temperature.write_plot(
+            fitted, cfg.tta, test_logits.numpy(), test_labels.numpy(), out / "calibration.png", cfg.arch
+        )
     return record
 
 

@@ -13,6 +13,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from cifar_train.calibration import Calibration, calibrate
@@ -49,13 +50,16 @@ def record(fitted: dict[str, Calibration]) -> dict[str, Any]:
     return {level: cal.to_dict() for level, cal in fitted.items()}
 
 
-def write_plot(fitted: dict[str, Calibration], level: int, test: Evaluation, d: Dist, path: Path, arch: str) -> None:
-    """calibration.png: the reliability diagram and risk-coverage curve of the run's own TTA level."""
+def write_plot(
+    fitted: dict[str, Calibration], level: int, logits: np.ndarray, labels: np.ndarray, path: Path, arch: str
+) -> None:
+    """calibration.png: the reliability diagram and risk-coverage curve of the run's own TTA level on test
+    (`logits`, `labels`: every rank's, gathered)."""
     cal = fitted.get(str(level))
     if cal is not None:
         plot_calibration(
-            gather(test.logits, d).numpy(),
-            gather(test.labels, d).numpy(),
+            logits,
+            labels,
             cal.temperature,
             cal.threshold.threshold,
             path,
@@ -115,7 +119,9 @@ def fit_checkpoint(
         atomic_write(out / "metrics.json", lambda tmp: tmp.write_text(json.dumps(metrics, indent=2) + "\n"))
     if (checkpoint.parent / "history.csv").is_file():
         atomic_write(out / "history.csv", lambda tmp: shutil.copyfile(checkpoint.parent / "history.csv", tmp))
-    write_plot(fitted, cfg.tta, test[cfg.tta], Dist(), out / "calibration.png", cfg.arch)
+    write_plot(
+        fitted, cfg.tta, test[cfg.tta].logits.numpy(), test[cfg.tta].labels.numpy(), out / "calibration.png", cfg.arch
+    )
     log(summary_line(fitted, cfg.tta))
     return fitted
 
