@@ -196,6 +196,24 @@ def _minutes(timing: Timing) -> list[str]:
     ]
 
 
+def _dataset_lines(described: dict) -> list[str]:
+    """The data's description as the run recorded it (cifar_train.dataset), for runs that recorded one."""
+    if not described:
+        return []
+    counts = described["train_counts"]
+    low, high = min(counts, key=counts.get), max(counts, key=counts.get)
+    sizes = ", ".join(f"{size} ({n})" for size, n in list(described["sizes"].items())[:4])
+    modes = ", ".join(f"{mode} ({n})" for mode, n in described["modes"].items())
+    h, w = described["input_size"]
+    return [
+        f"Files: {sizes}{' and more' if len(described['sizes']) > 4 else ''}; modes {modes}; each brought to "
+        f"{h}×{w} RGB, normalised with mean {described['mean']} and std {described['std']} "
+        f"({described['statistics']}). Training images per class: {counts[low]} (`{low}`) to {counts[high]} "
+        f"(`{high}`).",
+        "",
+    ]
+
+
 def _ood_section(report: dict | None) -> list[str]:
     """What the default file said to images of no class it knows (benchmarks/ood.py)."""
     if report is None:
@@ -233,8 +251,9 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
         raise ExportError(str(e)) from e
     arch, cfg, test, timing, env = record.arch, record.config, record.test, record.timing, record.environment
     classes = list(test["classes"])
-    cifar = tuple(classes) == CIFAR10
-    dataset = "CIFAR-10" if cifar else f"{len(classes)}-class image folder"
+    described = record.dataset or {}
+    cifar = described.get("name", "CIFAR-10" if tuple(classes) == CIFAR10 else "") == "CIFAR-10"
+    dataset = described.get("name") or ("CIFAR-10" if cifar else f"{len(classes)}-class image folder")
     reference = get_spec(arch).reference if cifar else None
     recipe_name, flags = recipe_and_flags(cfg)
     onnx_name = file_name(arch, FORMATS["onnx"], record.tta)
@@ -292,6 +311,7 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
             else f"; classes {', '.join(classes)}."
         ),
         "",
+        *_dataset_lines(described),
         "## Results",
         "",
         *_table(

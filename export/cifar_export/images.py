@@ -1,7 +1,9 @@
-"""Real images for parity, calibration and accuracy, preprocessed exactly as cifar-train evaluates.
+"""Real images for parity, calibration and accuracy, preprocessed as cifar-train evaluates (resized to the model's
+input as the runtime resizes them).
 
-The default is the 500 CIFAR-10 JPEGs shipped inside this package (samples/cifar10: train/ 20 per class,
-test/ 30 per class), so every check runs on real pixels after any install, from any directory.
+The default is the model's own data: for a CIFAR-10 model, the 500 CIFAR-10 JPEGs shipped inside this package
+(samples/cifar10: train/ 20 per class, test/ 30 per class), so every check runs on real pixels after any install;
+for any other, the folder its run was trained on (recorded in the file's metadata), or --data.
 """
 
 from __future__ import annotations
@@ -28,6 +30,27 @@ class Images:
     folder: Path
 
 
+CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def default_data(info: ModelInfo) -> str:
+    """Where a model's check images come from when --data is not given: the shipped CIFAR-10 samples for a CIFAR-10
+    model, else the data folder its run recorded; ExportError when there is none."""
+    if info.classes == CIFAR10:
+        return ""
+    try:
+        source = (info.json_extra("dataset") or {}).get("source", "")  # type: ignore[union-attr]
+    except ValueError:
+        source = ""
+    if source and Path(source).is_dir():
+        return str(source)
+    where = f" (its run read {source}, which is not here)" if source else ""
+    raise ExportError(
+        f"this model's classes are not CIFAR-10's and no images of them were found{where}: pass --data "
+        "with its train/ and test/ folders"
+    )
+
+
 def split_folder(data: str | Path, split: str) -> Path:
     """`data/split` when `data` is an ImageFolder root (train/, test/), else `data` itself as the split."""
     root = Path(data) if data else SAMPLES
@@ -50,15 +73,17 @@ def labelled_files(data: str | Path, split: str, classes: tuple[str, ...]) -> tu
 
 
 def load_images(data: str | Path, split: str, info: ModelInfo, limit: int = 0, seed: int = 0) -> Images:
-    """Decode a split, keep `limit` images (a seeded shuffle, so all classes show up; 0 = all), preprocess."""
+    """Decode a split (`data` "": the model's own, see default_data), keep `limit` images (a seeded shuffle, so all
+    classes show up; 0 = all), preprocess."""
+    data = data or default_data(info)
     if limit < 0:
         raise ExportError(f"--limit {limit} must be 0 (all images) or a positive count")
     folder, paths, labels = labelled_files(data, split, info.classes)
     order = torch.randperm(len(paths), generator=torch.Generator().manual_seed(seed))
     if limit:
         order = order[:limit]  # pick before decoding: 50k training JPEGs for 500 calibration images is waste
-    raw = decode_images([paths[i] for i in order])  # (N, 3, h, w) uint8
-    transform = eval_transform(info.arch, info.input_size[0])
+    raw = decode_images([paths[i] for i in order], info.input_size[0])  # (N, 3, H, W) uint8, at the input size
+    transform = eval_transform(info.input_size[0], info.mean, info.std)
     inputs = torch.cat([transform(chunk) for chunk in raw.split(PREPROCESS_CHUNK)])
     if tuple(inputs.shape[2:]) != info.input_size:
         raise ExportError(

@@ -85,6 +85,7 @@ def model_info(source: Source, tta: int, extra: dict[str, str]) -> ModelInfo:
         producer=PRODUCER,
         temperature=float(fit["temperature"]) if fit else None,
         extra={
+            **({"dataset": json.dumps(ckpt["dataset"])} if ckpt.get("dataset") else {}),
             "config": json.dumps(ckpt.get("config") or {}, default=str),
             "tta": str(tta),
             **({"temperature_scaling": json.dumps(fit)} if fit else {}),

@@ -122,6 +122,7 @@ def _write_site(site: Path, model: Path, info: ModelInfo, dist: Path) -> None:
         "test_acc": info.test_acc,
         "temperature": info.temperature,
         "recommended_min_confidence": info.recommended_min_confidence,
+        "dataset": (info.json_extra("dataset") or {}).get("name"),  # for the page's title; None in older files
         "model_sha256": sha256_file(model),
         "source_sha256": info.source_sha256,
         "onnxruntime_web": _npm_version(dist),

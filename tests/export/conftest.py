@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from cifar_export.cli import app
 from cifar_export.images import SAMPLES
-from cifar_train import RECIPES, build_checkpoint, create_model, eval_transform, load_image_folder
+from cifar_train import RECIPES, build_checkpoint, create_model, eval_transform, get_spec, load_image_folder
+from cifar_train.models import CIFAR_MEAN_STD
 
 
 @contextlib.contextmanager
@@ -45,7 +46,8 @@ def make_checkpoint(arch: str, path: Path, seed: int = 0) -> Path:
     cfg = RECIPES[arch].config
     model = create_model(arch, num_classes=10)
     train = load_image_folder(SAMPLES, "train")
-    x = eval_transform(arch, cfg.image_size)(train.images)  # (200, 3, S, S)
+    mean, std = get_spec(arch).normalisation or CIFAR_MEAN_STD  # as build_checkpoint records them
+    x = eval_transform(cfg.image_size, mean, std, stored=32)(train.images)  # (200, 3, S, S)
     y = train.labels
     if arch != "resnet18":
         fit(model, x, y, steps=60)  # ~26% on the test samples: enough to make agreement mean something

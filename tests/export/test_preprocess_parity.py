@@ -15,11 +15,11 @@ RESIZE_TOLERANCE = 1e-5
 
 def both_ways(cifar_fixture, arch: str, size: int) -> tuple[np.ndarray, np.ndarray]:
     paths, _, classes = scan_image_folder(cifar_fixture / "test")
-    mean, std = get_spec(arch).mean, get_spec(arch).std
+    mean, std = get_spec(arch).normalisation
     info = ModelInfo(arch=arch, classes=classes, input_size=(size, size), mean=mean, std=std)
     runtime = model_input(np.stack([pixels(load_image(p), info) for p in paths]), info)  # (N, 3, size, size)
     images = load_image_folder(cifar_fixture, "test").images  # (N, 3, 32, 32) uint8, decoded as in training
-    transform = eval_transform(arch, size)
+    transform = eval_transform(size, mean, std, stored=32)
     training = torch.stack([transform(im) for im in images]).numpy()
     return runtime, training
 

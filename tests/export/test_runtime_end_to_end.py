@@ -36,7 +36,8 @@ def test_runtime_classifier_on_jpeg_files_matches_the_checkpoint(
     # the training side: torchvision eval transform and the eager model from the checkpoint
     model = model_from_checkpoint(load_checkpoint(request.getfixturevalue(checkpoint)))
     with torch.inference_mode():
-        torch_logits = model(eval_transform(arch, clf.input_size[0])(decode_images(paths))).numpy()
+        transform = eval_transform(clf.input_size[0], clf.info.mean, clf.info.std, stored=32)  # CIFAR's 32x32 files
+        torch_logits = model(transform(decode_images(paths))).numpy()
     assert np.abs(runtime_logits - torch_logits).max() <= 1e-4
     assert (runtime_logits.argmax(1) == torch_logits.argmax(1)).all()
     assert [p.label for p in clf.predict([str(p) for p in paths[:3]])] == [

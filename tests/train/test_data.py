@@ -33,7 +33,7 @@ def test_uneven_split_still_sums_to_val_size():
 
 
 def test_transforms_produce_recipe_shapes_and_ranges(cifar_fixture):
-    data = build_datasets(replace(RECIPES["cnn"].config, data=str(cifar_fixture), val_size=50))
+    data, _ = build_datasets(replace(RECIPES["cnn"].config, data=str(cifar_fixture), val_size=50))
     x, y = data.train[0]
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1
     assert len(data.train) == 150 and len(data.val) == 50 and len(data.test) == 300

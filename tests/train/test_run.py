@@ -52,7 +52,7 @@ def test_cnn_run_writes_every_output(cifar_fixture, tmp_path):
     model = model_from_checkpoint(best)
     from cifar_train.data import build_datasets
 
-    data = build_datasets(cnn_config(cifar_fixture, tmp_path))
+    data, _ = build_datasets(cnn_config(cifar_fixture, tmp_path))
     x = torch.stack([data.test[i][0] for i in range(len(data.test))])
     with torch.no_grad():
         acc = (model(x).argmax(1) == data.test.labels).float().mean().item()

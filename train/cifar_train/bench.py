@@ -30,7 +30,7 @@ def bench_training(cfg: TrainConfig, steps: int) -> tuple[list[BenchRow], dict[s
     """Time `steps` batches of: augmentation alone, train steps on one preloaded batch, and the two together."""
     device = select_device(cfg.device)
     started = time.perf_counter()
-    data = build_datasets(cfg)
+    data, cfg = build_datasets(cfg, lambda line: None)
     amp = step_options(cfg, device, cfg.channels_last).amp
     info = {
         "decode_seconds": time.perf_counter() - started,

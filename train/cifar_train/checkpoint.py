@@ -3,6 +3,7 @@
 A checkpoint is a dict (build_checkpoint makes it):
   model                                 the model's state dict
   arch, classes, mean, std, input_size  what any script needs to rebuild and feed the model
+  dataset                               what the data is (cifar_train.dataset.DatasetInfo), None for fixtures
   config                                asdict(TrainConfig): how it was made
   metrics                               val/test figures of this epoch's model
   epoch, history                        epochs completed, per-epoch rows so far
@@ -18,14 +19,17 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from cifar_runtime.atomic import write_atomically
 from cifar_train.errors import UserError
-from cifar_train.models import create_model, get_spec
+from cifar_train.models import CIFAR_MEAN_STD, create_model, get_spec
+
+if TYPE_CHECKING:
+    from cifar_train.dataset import DatasetInfo
 
 
 def atomic_write(path: Path, write: Any) -> None:
@@ -53,6 +57,7 @@ def build_checkpoint(
     config: dict[str, Any],
     classes: list[str],
     *,
+    dataset: DatasetInfo | None = None,
     metrics: dict[str, Any] | None = None,
     epoch: int = 0,
     history: list[dict] | None = None,
@@ -60,16 +65,19 @@ def build_checkpoint(
     best_epoch: int | None = None,
     training_state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The one place a checkpoint dict is assembled (training, bench and test fixtures alike)."""
+    """The one place a checkpoint dict is assembled (training, bench and test fixtures alike). Without a `dataset`
+    (fixtures, timing runs), the normalisation is the architecture's own or CIFAR-10's."""
     spec = get_spec(config["arch"])
     size = config.get("image_size") or spec.input_size
+    mean, std = (dataset.mean, dataset.std) if dataset else (spec.normalisation or CIFAR_MEAN_STD)
     return {
         "model": model.state_dict(),
         "arch": spec.name,
         "classes": list(classes),
-        "mean": list(spec.mean),
-        "std": list(spec.std),
+        "mean": list(mean),
+        "std": list(std),
         "input_size": [size, size],
+        "dataset": dataset.to_json() if dataset else None,
         "config": config,
         "metrics": metrics or {},
         "epoch": epoch,

@@ -63,7 +63,11 @@ class TrainConfig:
     # data
     data: str = opt("", "ImageFolder root with train/<class>/* and test/<class>/*, or a torchvision CIFAR-10 root.")
     download: bool = opt(False, "Download CIFAR-10 into --data through torchvision (needs internet).")
-    image_size: int = opt(32, "Network input side in pixels; images are resized to it when different.")
+    image_size: int = opt(
+        32,
+        "Network input side in pixels; images of another size (or of mixed sizes) are resized "
+        "to it, as the runtime resizes them.",
+    )
     augment: str = opt("seed", "seed: the architecture's per-sample transforms | batch: whole-batch flip/translate.")
     flip: str = opt("random", "batch augment: random | alternate (each image mirrored every other epoch) | none.")
     translate: int = opt(0, "batch augment: random shift of up to this many pixels, reflect padding.")
@@ -342,6 +346,7 @@ def validate_config(cfg: TrainConfig) -> None:
 
     if cfg.arch not in MODELS:
         raise UserError(f"unknown architecture {cfg.arch!r}: one of {', '.join(sorted(MODELS))}")
+    MODELS[cfg.arch].check_size(cfg.image_size)
 
 
 # Fields that say where and how a run ran, not what it trains: recipes do not differ in them.

@@ -1,12 +1,17 @@
-"""Load CIFAR-10 once into uint8 tensors, hold out a stratified validation split, augment per sample.
+"""Load an image dataset once into uint8 tensors, describe it, hold out a stratified validation split, augment.
 
-Decoding is done once up front (60k JPEGs take seconds), so epochs never touch the disk again.
+Any ImageFolder (train/<class>/*, test/<class>/*) with two or more classes: images of any mode (grayscale, palette,
+RGB, with transparency) are decoded as the runtime decodes them (cifar_runtime.decode: upright, RGB, transparency on
+white), and resized once, as the runtime resizes them, to --image-size when their sizes differ from it or from each
+other. Decoding is done once up front, so epochs never touch the disk again.
 """
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +20,11 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from cifar_runtime import ImageError
+from cifar_runtime.decode import load_image
+from cifar_runtime.preprocess import resize
 from cifar_train.config import TrainConfig
+from cifar_train.dataset import DatasetInfo, describe
 from cifar_train.errors import UserError
 from cifar_train.models import get_spec
 
@@ -27,6 +36,8 @@ class ImageSet:
     images: torch.Tensor  # (N, 3, H, W) uint8
     labels: torch.Tensor  # (N,) int64
     classes: tuple[str, ...]
+    sizes: collections.Counter[str] = field(default_factory=collections.Counter)  # "WxH" in the files -> count
+    modes: collections.Counter[str] = field(default_factory=collections.Counter)  # Pillow mode ("L", "P", ...) -> count
 
 
 def scan_image_folder(split_dir: Path) -> tuple[list[Path], list[int], tuple[str, ...]]:
@@ -47,18 +58,29 @@ def scan_image_folder(split_dir: Path) -> tuple[list[Path], list[int], tuple[str
     return paths, labels, classes
 
 
-def _decode(path: Path) -> np.ndarray:
+def _header(path: Path) -> tuple[str, str]:
+    """("WxH", Pillow mode) from a file's header, without decoding it."""
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))  # (H, W, 3) uint8
+            return f"{im.width}x{im.height}", im.mode
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise UserError(f"cannot decode {path} ({e}): remove or replace the file") from e
 
 
-def decode_images(paths: list[Path]) -> torch.Tensor:
-    """Decode image files into one (N, 3, H, W) uint8 tensor; every image must have the same size."""
+def _decode(path: Path, size: int | None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB as the runtime decodes it, resized to size x size (bilinear, as the runtime) if given."""
+    try:
+        img = load_image(path)
+    except ImageError as e:
+        raise UserError(f"cannot decode {path} ({e}): remove or replace the file") from e
+    return np.asarray(resize(img, (size, size)) if size else img)
+
+
+def decode_images(paths: list[Path], size: int | None = None) -> torch.Tensor:
+    """Decode image files into one (N, 3, H, W) uint8 tensor, each resized to size x size when `size` is given;
+    without it every image must have the same size."""
     with ThreadPoolExecutor(max_workers=4) as pool:  # Pillow releases the GIL while decoding
-        arrays = list(pool.map(_decode, paths))
+        arrays = list(pool.map(lambda p: _decode(p, size), paths))
     first = arrays[0].shape
     for path, a in zip(paths, arrays, strict=True):
         if a.shape != first:
@@ -68,9 +90,23 @@ def decode_images(paths: list[Path]) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
-def load_image_folder(root: Path, split: str) -> ImageSet:
+def load_image_folder(root: Path, split: str, size: int | None = None) -> ImageSet:
+    """One split of an ImageFolder; images resized to size x size when given."""
     paths, labels, classes = scan_image_folder(root / split)
-    return ImageSet(decode_images(paths), torch.tensor(labels), classes)
+    return _load(paths, labels, classes, lambda headers: size)
+
+
+def _load(
+    paths: list[Path],
+    labels: list[int],
+    classes: tuple[str, ...],
+    target: Callable[[collections.Counter[str]], int | None],
+) -> ImageSet:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        headers = list(pool.map(_header, paths))
+    sizes = collections.Counter(size for size, _ in headers)
+    modes = collections.Counter(mode for _, mode in headers)
+    return ImageSet(decode_images(paths, target(sizes)), torch.tensor(labels), classes, sizes, modes)
 
 
 def load_torchvision_cifar10(root: Path, train: bool, download: bool) -> ImageSet:
@@ -89,14 +125,28 @@ def load_torchvision_cifar10(root: Path, train: bool, download: bool) -> ImageSe
 
 
 def load_splits(cfg: TrainConfig) -> tuple[ImageSet, ImageSet]:
-    """(train, test) image sets from --data / --download."""
+    """(train, test) image sets from --data / --download. Images are resized once, when decoded, to --image-size
+    if their sizes differ from it or from each other, except for architectures that resize on the fly."""
     root = Path(cfg.data or "data")
     if (root / "train").is_dir() or (root / "test").is_dir():
-        train, test = load_image_folder(root, "train"), load_image_folder(root, "test")
-        if train.classes != test.classes:
-            extra = sorted(set(train.classes) ^ set(test.classes))
+        (train_paths, train_labels, classes), test_scan = (
+            scan_image_folder(root / "train"),
+            scan_image_folder(root / "test"),
+        )
+        if classes != test_scan[2]:
+            extra = sorted(set(classes) ^ set(test_scan[2]))
             raise UserError(f"train/ and test/ under {root} have different class folders ({', '.join(extra)})")
-        return train, test
+        if len(classes) < 2:
+            raise UserError(f"{root} has one class folder ({classes[0]}): a classifier needs two or more")
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            sizes = set(pool.map(lambda p: _header(p)[0], train_paths + test_scan[0]))
+        spec, side = get_spec(cfg.arch), cfg.image_size
+        keep = len(sizes) == 1 and (spec.resize_on_the_fly or sizes == {f"{side}x{side}"})
+        target = None if keep else side
+        return (
+            _load(train_paths, train_labels, classes, lambda _: target),
+            _load(test_scan[0], test_scan[1], classes, lambda _: target),
+        )
     if cfg.download or (root / "cifar-10-batches-py").is_dir():
         return (load_torchvision_cifar10(root, True, cfg.download), load_torchvision_cifar10(root, False, cfg.download))
     raise UserError(
@@ -125,17 +175,19 @@ def stratified_split(labels: torch.Tensor, val_size: int, seed: int) -> tuple[to
     return keep.nonzero().flatten(), val_idx
 
 
-def train_transform(cfg: TrainConfig) -> v2.Transform:
-    """Per-sample training augmentation (the architecture's own, plus the recipe's extras) on uint8 (3, H, W)."""
+def train_transform(cfg: TrainConfig, info: DatasetInfo, stored: int) -> v2.Transform:
+    """Per-sample training augmentation (the architecture's own, plus the recipe's extras) on uint8 (3, H, W) images
+    stored at `stored` pixels a side."""
     spec = get_spec(cfg.arch)
     extras = [v2.RandomRotation(cfg.rotation)] if cfg.rotation else []
     erase = [v2.RandomErasing(p=1.0, scale=_square(cfg.cutout, cfg.image_size), ratio=(1.0, 1.0))] if cfg.cutout else []
     return v2.Compose(
         [
+            *_resize(stored, cfg.image_size, spec.resize_on_the_fly),
             *spec.augment(cfg.image_size),
             *extras,
             v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(spec.mean, spec.std),
+            v2.Normalize(info.mean, info.std),
             *erase,
         ]
     )
@@ -146,11 +198,19 @@ def _square(side: int, image_size: int) -> tuple[float, float]:
     return area, area
 
 
-def eval_transform(arch: str, image_size: int) -> v2.Transform:
-    """Deterministic eval preprocessing: resize when the size differs, scale to [0, 1], normalise."""
-    spec = get_spec(arch)
+def _resize(stored: int, size: int, augment_resizes: bool = False) -> list[v2.Transform]:
+    """Resize (bilinear, antialiased) from the stored side to the input side, when they differ (and the
+    architecture's augmentation does not resize by itself)."""
+    return [] if stored == size or augment_resizes else [v2.Resize((size, size), antialias=True)]
+
+
+def eval_transform(
+    image_size: int, mean: tuple[float, ...], std: tuple[float, ...], stored: int | None = None
+) -> v2.Transform:
+    """Deterministic eval preprocessing of uint8 (3, stored, stored) images: resize to the input side when it
+    differs, scale to [0, 1], normalise."""
     return v2.Compose(
-        [*spec.resize(image_size), v2.ToDtype(torch.float32, scale=True), v2.Normalize(spec.mean, spec.std)]
+        [*_resize(stored or image_size, image_size), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
     )
 
 
@@ -173,19 +233,54 @@ class Datasets:
     val: TensorImageDataset | None  # None when --val-size 0
     test: TensorImageDataset
     classes: tuple[str, ...]
+    info: DatasetInfo  # what the data is: recorded in the checkpoint and every exported file
 
 
-def build_datasets(cfg: TrainConfig) -> Datasets:
-    """Decode once, split train into train/val, attach the recipe's transforms."""
+def build_datasets(cfg: TrainConfig, log: Callable[[str], None] = print) -> tuple[Datasets, TrainConfig]:
+    """Decode once, fit the recipe's size-dependent defaults to the data, split train into train/val, describe the
+    data, attach the transforms. Returns the datasets and the config the run uses (the fitted one)."""
     train, test = load_splits(cfg)
+    cfg = fit_to_data(cfg, len(train.labels), len(train.classes), log)
     train_idx, val_idx = stratified_split(train.labels, cfg.val_size, cfg.split_seed)
-    ev = eval_transform(cfg.arch, cfg.image_size)
+    info = describe(cfg, get_spec(cfg.arch), train, test, train.images[train_idx])
+    stored = train.images.shape[-1]
+    ev = eval_transform(cfg.image_size, info.mean, info.std, stored)
     val = None
     if len(val_idx):
         val = TensorImageDataset(train.images[val_idx], train.labels[val_idx], ev)
-    return Datasets(
-        train=TensorImageDataset(train.images[train_idx], train.labels[train_idx], train_transform(cfg)),
+    datasets = Datasets(
+        train=TensorImageDataset(train.images[train_idx], train.labels[train_idx], train_transform(cfg, info, stored)),
         val=val,
         test=TensorImageDataset(test.images, test.labels, ev),
         classes=train.classes,
+        info=info,
     )
+    return datasets, cfg
+
+
+def fit_to_data(cfg: TrainConfig, images: int, classes: int, log: Callable[[str], None]) -> TrainConfig:
+    """The recipe's size-dependent defaults fitted to a small dataset, each change said in one line: a validation
+    split of at most a fifth of the training images, and at least 8 steps an epoch. Only values left at the recipe's
+    default move; one a user set is kept (and refused later, saying why, if the data cannot take it)."""
+    from cifar_train.config import RECIPES, recipe_and_flags
+
+    recipe = RECIPES[recipe_and_flags(asdict(cfg))[0]].config
+    default = {
+        name for name in ("val_size", "batch_size", "micro_batch") if getattr(cfg, name) == getattr(recipe, name)
+    }
+    changes: dict[str, int] = {}
+    if "val_size" in default and cfg.val_size > images // 5:
+        changes["val_size"] = max(classes, images // 10)
+    remaining = images - changes.get("val_size", cfg.val_size)
+    if "batch_size" in default and remaining // cfg.batch_size < MIN_STEPS:
+        batch = 1 << (max(remaining // MIN_STEPS, 1).bit_length() - 1)  # the largest power of two that fits
+        changes["batch_size"] = batch
+        if cfg.micro_batch >= batch:
+            changes["micro_batch"] = 0  # chunks are for speed on large batches; a small batch needs none
+    if changes:
+        said = ", ".join(f"--{k.replace('_', '-')} {getattr(cfg, k)} -> {v}" for k, v in changes.items())
+        log(f"fitted to {images} training images: {said}")
+    return replace(cfg, **changes)
+
+
+MIN_STEPS = 8  # optimizer steps per epoch below which a recipe's default batch is halved to fit the data

@@ -3,7 +3,6 @@ on validation, the run record (metrics.json) and the plots written."""
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from collections.abc import Callable, Iterable
@@ -16,6 +15,7 @@ from cifar_train import temperature
 from cifar_train.checkpoint import load_checkpoint, save_checkpoint
 from cifar_train.config import TrainConfig
 from cifar_train.data import Datasets
+from cifar_train.dataset import portable
 from cifar_train.distributed import Dist, gather
 from cifar_train.loop import StepOptions, evaluate, native_bf16
 from cifar_train.metrics import classification_report, roc_curves
@@ -111,6 +111,7 @@ def finish(
         val=classification_report(val.confusion, data.classes) if val else None,
         test_roc_auc={data.classes[c]: auc for c, (_, _, auc) in roc.items()},  # one-vs-rest, per class
         temperature_scaling=temperature.record(fitted),  # per TTA level, fitted on validation only
+        dataset=data.info.to_json(),
     )
     log(
         f"best epoch {best['epoch']} (selected on {select_split}): "
@@ -132,7 +133,7 @@ def finish(
         best[temperature.KEY] = record.temperature_scaling
         save_checkpoint(out / "best.pt", best)
         record.write(out / "metrics.json")
-        title = f"{cfg.arch} on CIFAR-10"
+        title = f"{cfg.arch} on {data.info.name}"
         plot_curves(history, out / "curves.png", title, best["epoch"] if select_split == "val" else None)
         plot_confusion(
             record.test["confusion_matrix"],
@@ -158,11 +159,6 @@ def cpu_model() -> str:
     except OSError:
         names = []
     return names[0] if names else platform.processor() or platform.machine()
-
-
-def portable(path: str) -> str:
-    """A path as it should be recorded: relative to the working directory, never this machine's absolute path."""
-    return os.path.relpath(path) if path and os.path.isabs(path) else path
 
 
 def _mean(values: Iterable[float]) -> float | None:

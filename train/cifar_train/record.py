@@ -75,6 +75,7 @@ class RunRecord:
     val: dict[str, Any] | None = None
     test_roc_auc: dict[str, float] = field(default_factory=dict)  # one-vs-rest, per class
     temperature_scaling: dict[str, Any] = field(default_factory=dict)  # per TTA level: Calibration.to_dict()
+    dataset: dict[str, Any] | None = None  # cifar_train.dataset.DatasetInfo; None in records that predate it
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

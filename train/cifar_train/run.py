@@ -21,10 +21,11 @@ from cifar_train.augment import BatchAugmentLoader, epoch_seed, normalize
 from cifar_train.checkpoint import atomic_write, build_checkpoint, ensure_writable, load_checkpoint, save_checkpoint
 from cifar_train.config import RUN_FIELDS, TrainConfig, validate_config
 from cifar_train.data import Datasets, build_datasets
+from cifar_train.dataset import portable  # noqa: F401  (a public helper of runs)
 from cifar_train.distill import CACHE, teacher_probabilities
 from cifar_train.distributed import Dist, broadcast_buffers, init_distributed, select_device, shutdown
 from cifar_train.errors import UserError
-from cifar_train.finish import finish, portable  # noqa: F401  (portable: a public helper of runs)
+from cifar_train.finish import finish
 from cifar_train.loop import (
     EpochStats,
     Evaluation,
@@ -89,12 +90,11 @@ def train_loader(
     """This epoch's batches: order and augmentation come from epoch_seed, nothing carried over. `soft`: the
     distillation targets of the train images, (N, C)."""
     if cfg.augment == "batch":
-        spec = get_spec(cfg.arch)
         return BatchAugmentLoader(
             data.train.images,
             data.train.labels,
-            spec.mean,
-            spec.std,
+            data.info.mean,
+            data.info.std,
             cfg.batch_size,
             epoch,
             cfg.seed,
@@ -198,12 +198,13 @@ def _train(cfg: TrainConfig, resume: bool, d: Dist, console: Console) -> RunResu
     log = console.print if d.is_main else (lambda *_a, **_k: None)
 
     started = time.perf_counter()
-    data = build_datasets(cfg)
-    num_classes = len(data.classes)
+    data, cfg = build_datasets(cfg, log)  # cfg: with the size-dependent defaults fitted to the data
+    num_classes, info = len(data.classes), data.info
     log(
         f"data: {len(data.train)} train / {len(data.val) if data.val else 0} val / {len(data.test)} test images, "
-        f"{num_classes} classes, decoded in {time.perf_counter() - started:.1f}s; device {device}, "
-        f"world size {d.world_size}"
+        f"{num_classes} classes (largest/smallest {info.imbalance:.1f}x), input {cfg.image_size}x{cfg.image_size} "
+        f"(files: {', '.join(list(info.sizes)[:3])}), mean/std {info.statistics}; decoded in "
+        f"{time.perf_counter() - started:.1f}s; device {device}, world size {d.world_size}"
     )
 
     model = build_model(cfg, num_classes)
@@ -212,7 +213,7 @@ def _train(cfg: TrainConfig, resume: bool, d: Dist, console: Console) -> RunResu
     prepare_model(
         model,
         cfg,
-        normalize(whitening, torch.tensor(spec.mean), torch.tensor(spec.std)) if whitening is not None else None,
+        normalize(whitening, torch.tensor(info.mean), torch.tensor(info.std)) if whitening is not None else None,
     )
     model = model.to(device)
     if cfg.channels_last:
@@ -278,6 +279,7 @@ def _train(cfg: TrainConfig, resume: bool, d: Dist, console: Console) -> RunResu
             model,
             asdict(cfg),
             list(data.classes),
+            dataset=info,
             metrics=metrics,
             epoch=epoch,
             history=history,

@@ -99,7 +99,7 @@ def fit_checkpoint(
             f"{checkpoint} was trained with --val-size 0: there is no validation split to fit a "
             "temperature on (fitting on test would make its test figures optimistic)"
         )
-    datasets = build_datasets(cfg)
+    datasets, cfg = build_datasets(cfg, log)
     if tuple(ckpt["classes"]) != datasets.classes:
         raise UserError(f"--data {data} has classes {list(datasets.classes)}, the checkpoint {list(ckpt['classes'])}")
     model = model_from_checkpoint(ckpt).to(torch.device(device))

@@ -51,6 +51,7 @@ try {
   document.body.dataset.state = "error";
   throw e;
 }
+if (meta.dataset) document.getElementById("title").textContent = `${meta.dataset} classifier`;
 status.textContent =
   `${meta.arch}, ${meta.precision}, ${meta.classes.length} classes` +
   (meta.test_acc != null ? `, ${(100 * meta.test_acc).toFixed(2)}% on its test set` : "") +

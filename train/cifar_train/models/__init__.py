@@ -1,9 +1,10 @@
 """Model registry: one ModelSpec per architecture, filled by the @register decorator beside each model.
 
 A spec is everything the rest of the tree may know about an architecture (in the spirit of torchvision's
-`Weights`): how to build it, what it eats (input size, mean/std, resize rule), its per-sample augmentation, how
-pretrained weights load, and the published figure it is compared with. Nothing outside this package branches on
-an architecture's name.
+`Weights`): how to build it, the input sizes it takes, the normalisation its weights assume (if any: otherwise the
+data's own statistics apply, cifar_train.dataset), its per-sample augmentation, how pretrained weights load, and the
+published figure it is compared with. What belongs to the data (classes, mean/std, sizes) is described once, beside
+the weights, by cifar_train.dataset. Nothing outside this package branches on an architecture's name.
 """
 
 from __future__ import annotations
@@ -29,23 +30,36 @@ class Reference:
     note: str = ""  # what is known of it on this project's JPEG copy of CIFAR-10
 
 
+Normalisation = tuple[tuple[float, float, float], tuple[float, float, float]]  # (mean, std) per RGB channel, 0..1
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     build: Callable[[int], nn.Module]  # num_classes -> freshly initialised model
-    input_size: int  # square side in pixels the network takes; CIFAR images are resized to it when different
-    mean: tuple[float, float, float]  # per-channel RGB, on the 0..1 scale
-    std: tuple[float, float, float]
+    input_size: int  # the square side its recipes train at (--image-size); any size from min_size up works
+    min_size: int  # the smallest side the net takes (its pooling leaves at least one pixel)
     summary: str
     head: str  # name of the classifier module: its parameters are the "head" for --backbone-lr-scale
+    # The normalisation the weights assume, whatever the data (pretrained weights, a published recipe's constant);
+    # None: the dataset's own statistics (cifar_train.dataset)
+    normalisation: Normalisation | None = None
     augment: Callable[[int], list[v2.Transform]] = lambda size: []  # per-sample train augmentation on uint8
     load_pretrained: Callable[[nn.Module, Path | None], None] | None = None  # (model, local file or None)
     reference: Reference | None = None
+    # Keep images at their stored size and resize per sample in the transforms (a 224x224 copy of 50,000 images
+    # would take 7.5 GB); otherwise images are resized once, when they are decoded, as the runtime resizes them.
+    resize_on_the_fly: bool = False
 
-    def resize(self, size: int | None = None) -> list[v2.Transform]:
-        """Resize (bilinear, antialiased) from CIFAR's 32x32 to the input size; nothing when they agree."""
-        size = size or self.input_size
-        return [v2.Resize((size, size), antialias=True)] if size != 32 else []
+    def check_size(self, size: int) -> None:
+        """UserError unless the net takes `size` x `size` images."""
+        if size < self.min_size:
+            from cifar_train.errors import UserError
+
+            raise UserError(
+                f"{self.name} takes images of at least {self.min_size}x{self.min_size} pixels: pass "
+                f"--image-size {self.min_size} or more (images are resized to it)"
+            )
 
 
 MODELS: dict[str, ModelSpec] = {}

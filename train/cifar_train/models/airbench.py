@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from cifar_train.models import CIFAR_MEAN_STD, ModelSpec, Reference, register
+from cifar_train.models import ModelSpec, Reference, register
 
 WHITEN_KERNEL = 2  # the whitening conv sees 2x2 patches: 3 * 2 * 2 = 12 dimensions
 WHITEN_WIDTH = 2 * 3 * WHITEN_KERNEL**2  # each whitening direction and its negative: 24 channels
@@ -42,7 +42,8 @@ class ConvGroup(nn.Module):
 
 
 class AirbenchNet(nn.Module):
-    """Input (B, 3, 32, 32) normalised with CIFAR-10 mean/std; output (B, num_classes) logits."""
+    """Input (B, 3, H, W), H and W at least 9, normalised with the data's mean/std; output (B, num_classes) logits.
+    Shapes below are for 32x32 inputs."""
 
     def __init__(
         self, num_classes: int = 10, widths: tuple[int, int, int] = (64, 256, 256), logit_scale: float = 1 / 9
@@ -53,7 +54,7 @@ class AirbenchNet(nn.Module):
         self.group1 = ConvGroup(WHITEN_WIDTH, widths[0])
         self.group2 = ConvGroup(widths[0], widths[1])
         self.group3 = ConvGroup(widths[1], widths[2])
-        self.pool = nn.MaxPool2d(3)
+        self.pool = nn.AdaptiveMaxPool2d(1)  # the 3x3 map of 32x32 inputs, any map of larger ones
         self.head = nn.Linear(widths[2], num_classes, bias=False)
         self.logit_scale = logit_scale
 
@@ -62,7 +63,7 @@ class AirbenchNet(nn.Module):
         x = self.group1(x)  # (B, w0, 15, 15)
         x = self.group2(x)  # (B, w1, 7, 7)
         x = self.group3(x)  # (B, w2, 3, 3)
-        x = self.pool(x).flatten(1)  # (B, w2)
+        x = self.pool(x).flatten(1)  # (B, w2): the max over the whole map
         return self.head(x) * self.logit_scale  # (B, num_classes)
 
     @torch.no_grad()
@@ -91,16 +92,10 @@ def airbench95(num_classes: int = 10) -> nn.Module:
 
 
 def _spec(name: str, build: Callable[[int], nn.Module], summary: str, reference: Reference) -> ModelSpec:
-    """The spec both widths share: CIFAR-10 statistics, 32-pixel input, the head named `head`."""
+    """The spec both widths share: 32-pixel input (9 at the least), the data's own normalisation, head `head`."""
+    # min_size 9: the 2x2 whitening conv takes a pixel, then each of three groups halves: 9 -> 8 -> 4 -> 2 -> 1
     return ModelSpec(
-        name=name,
-        build=build,
-        input_size=32,
-        mean=CIFAR_MEAN_STD[0],
-        std=CIFAR_MEAN_STD[1],
-        head="head",
-        summary=summary,
-        reference=reference,
+        name=name, build=build, input_size=32, min_size=9, head="head", summary=summary, reference=reference
     )
 
 

@@ -13,7 +13,8 @@ def conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
 
 
 class SeedCNN(nn.Module):
-    """Input (B, 3, 32, 32) normalised with mean/std 0.5; output (B, num_classes) logits."""
+    """Input (B, 3, H, W), H and W at least 8, normalised with mean/std 0.5; output (B, num_classes) logits.
+    Shapes below are for 32x32 inputs."""
 
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
@@ -26,6 +27,8 @@ class SeedCNN(nn.Module):
             nn.MaxPool2d(2),  # (B, 128, 8, 8)
             *conv_bn_relu(128, 256),  # (B, 256, 8, 8)
             nn.MaxPool2d(2),  # (B, 256, 4, 4)
+            # The map the head was built for, from any input size; an identity at 32x32 (the seed's).
+            nn.AdaptiveAvgPool2d(4),  # (B, 256, 4, 4)
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),  # (B, 4096)
@@ -49,8 +52,8 @@ SPEC = register(
         name="cnn",
         build=SeedCNN,
         input_size=32,
-        mean=CIFAR_HALF[0],
-        std=CIFAR_HALF[1],
+        min_size=8,  # three max-pools of 2 leave one pixel
+        normalisation=CIFAR_HALF,  # the seed's Normalize(0.5, 0.5), whatever the data
         augment=seed_augment,
         head="classifier",
         summary="the seed's 5-conv CNN with BatchNorm",

@@ -78,7 +78,7 @@ def load_pretrained(weights: WeightsEnum, name: str, model: nn.Module, weights_f
 
 
 def transfer_augment(size: int) -> list[v2.Transform]:
-    """The seed's transfer augmentation: upscale 32 -> size, horizontal flip."""
+    """The seed's transfer augmentation: upscale to size (32 -> 224 for CIFAR), horizontal flip."""
     return [v2.Resize((size, size), antialias=True), v2.RandomHorizontalFlip()]
 
 
@@ -97,9 +97,10 @@ for _name, _constructor, _weights, _reference in (
             name=_name,
             build=partial(resnet_cifar, _constructor),
             input_size=224,
-            mean=IMAGENET_MEAN_STD[0],
-            std=IMAGENET_MEAN_STD[1],
+            min_size=32,  # five halvings: 32 -> 1
+            normalisation=IMAGENET_MEAN_STD,  # what the ImageNet weights were trained with
             augment=transfer_augment,
+            resize_on_the_fly=True,
             load_pretrained=partial(load_pretrained, _weights, _name),
             head="fc",
             summary=f"torchvision {_name}, ImageNet weights, only layer4 + fc trainable, 224x224 input",
