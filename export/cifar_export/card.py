@@ -386,5 +386,8 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
         "",
     ]
     out = out or run / "MODEL_CARD.md"
+    inputs = [run / "metrics.json", bench_file or run / "bench.json", run / "ood.json", *run.glob("*.json")]
+    if out.exists() and any(out.resolve() == p.resolve() for p in inputs if p.exists()):
+        raise ExportError(f"--out {out} is one of the card's inputs: writing there would destroy it; give another file")
     atomic_write(out, lambda tmp: tmp.write_text("\n".join(lines)))
     return out

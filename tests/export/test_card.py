@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -54,3 +55,14 @@ def test_train_export_folder_check_and_card_agree(cifar_fixture, tmp_path):
 def test_card_without_a_run_is_one_line_error(tmp_path):
     r = CliRunner().invoke(app, ["card", str(tmp_path)])
     assert r.exit_code == 2 and "has no metrics.json" in r.output
+
+
+def test_the_card_never_writes_over_one_of_its_inputs(tmp_path):
+    import shutil
+
+    run = tmp_path / "cnn"
+    shutil.copytree(Path(__file__).parents[2] / "artifacts" / "cnn", run, ignore=shutil.ignore_patterns("*.pt"))
+    before = (run / "metrics.json").read_bytes()
+    r = CliRunner().invoke(app, ["card", str(run), "--out", str(run / "metrics.json")])
+    assert r.exit_code == 2 and "is one of the card's inputs" in r.output
+    assert (run / "metrics.json").read_bytes() == before
