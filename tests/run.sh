@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
 "$PY" -m venv .venv-runtime
-.venv-runtime/bin/pip install -q --disable-pip-version-check -e ./runtime pytest
+.venv-runtime/bin/pip install -q --disable-pip-version-check -e './runtime[serve]' pytest
 .venv-runtime/bin/python -c 'import importlib.util as u, sys; sys.exit(u.find_spec("torch") is not None)' \
   || { echo "torch is importable in the runtime venv: the runtime must not depend on it" >&2; exit 1; }
 if [ -d tests/runtime ] && ls tests/runtime/test_*.py >/dev/null 2>&1; then

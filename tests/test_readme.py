@@ -22,6 +22,9 @@ SKIPPED = {
     "needs a Ray cluster or an object store": re.compile(r"--address|s3://"),
     "installs into the environment running the test": re.compile(r"^pip install"),
     "is the test command itself": re.compile(r"tests/run\.sh"),
+    "starts or talks to a long-running service (tests/runtime/test_serve.py runs it)": re.compile(
+        r"cifar-infer serve|localhost:8000"
+    ),
     "needs the reader's own image folder (tests/train/test_own_images.py runs this path)": re.compile(r"my-images"),
 }
 

@@ -1,5 +1,5 @@
 """`python -m cifar_runtime` runs `cifar-infer`."""
 
-from cifar_runtime.cli import app
+from cifar_runtime.cli import entry
 
-app(prog_name="cifar-infer")
+entry()

@@ -67,14 +67,16 @@ class Classifier:
         precision: str | None = "auto",
         decode: DecodeConfig = DEFAULT_DECODE,
         min_confidence: float | str = 0.0,
+        threads: int = 0,
     ) -> None:
         """`precision`: auto (the default, as in cifar-infer: the int8 sibling on CPU when it keeps the accuracy) |
         fp32 | int8 | fp16 pick the file of `model`'s family (see `cifar_runtime.precision`); None runs exactly the
         file given. `decode`: the limits and JPEG scaling applied to image files.
         `min_confidence`: a prediction below it is marked `abstained` (0 accepts everything); "recommended": the
-        threshold the model file records (chosen on validation for 99% accuracy of the accepted images)."""
+        threshold the model file records (chosen on validation for 99% accuracy of the accepted images).
+        `threads`: ONNX Runtime's intra-op threads (0: its default, one per core)."""
         with _naming_env(model):
-            opened = open_model(resolve_model(model), precision, device, providers)
+            opened = open_model(resolve_model(model), precision, device, providers, threads)
             self.model_path: Path = opened.path  # the file that runs: with a precision, maybe a sibling
             self.precision_reason: str = opened.why  # one line, e.g. "auto: int8 on CPU (... loses 0.10 ...)"
             self.info: ModelInfo = opened.info

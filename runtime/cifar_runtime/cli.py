@@ -232,3 +232,12 @@ def _one_line_warning(
 def _say(text: str, err: bool = True) -> None:
     """Print one line for a person: file names, class names and messages may hold control characters."""
     typer.echo(terminal_safe(text), err=err)
+
+
+def entry() -> None:
+    """The console script: `cifar-infer serve ...` runs the service, anything else classifies."""
+    if sys.argv[1:2] == ["serve"]:
+        from cifar_runtime.serve_cli import app as serve_app
+
+        serve_app(args=sys.argv[2:], prog_name="cifar-infer serve")
+    app(prog_name="cifar-infer")

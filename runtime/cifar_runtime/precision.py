@@ -69,17 +69,18 @@ def accuracy_drop(info: ModelInfo) -> float | None:
 
 
 def open_model(
-    path: Path, precision: str | None, device: str = "auto", providers: Sequence[str] | None = None
+    path: Path, precision: str | None, device: str = "auto", providers: Sequence[str] | None = None, threads: int = 0
 ) -> Opened:
-    """Open the file of `path`'s family that `precision` asks for (see the module docstring)."""
+    """Open the file of `path`'s family that `precision` asks for (see the module docstring); `threads`: ONNX
+    Runtime's intra-op threads (0: its default)."""
     if precision is not None and precision not in PRECISIONS:
         raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    given = _open(path, device, providers, "the file as given")
+    given = _open(path, device, providers, "the file as given", threads)
     if precision is None:
         return given
     on_cuda = CUDA in given.session.get_providers()
     if precision == "auto":
-        return _auto(given, on_cuda)
+        return _auto(given, on_cuda, threads)
     if precision == "fp16" and not on_cuda:
         raise UsageError("precision fp16 runs only on CUDA, and this model runs on CPU: use auto, fp32 or int8")
     if given.info.precision == precision:
@@ -89,13 +90,13 @@ def open_model(
         fp32 = sibling(path, "fp32")
         make = "cifar-export onnx CHECKPOINT" if precision == "fp32" else f"cifar-export quantize --{precision} {fp32}"
         raise ModelError(f"no {precision} version of {path}: expected {wanted} (make it with `{make}`)")
-    chosen = _open(wanted, device, providers, f"{precision}, as asked")
+    chosen = _open(wanted, device, providers, f"{precision}, as asked", threads)
     if chosen.info.precision != precision:
         raise ModelError(f"{wanted} holds a {chosen.info.precision} model, not {precision}: re-export it")
     return chosen
 
 
-def _auto(given: Opened, on_cuda: bool) -> Opened:
+def _auto(given: Opened, on_cuda: bool, threads: int = 0) -> Opened:
     if given.info.precision != "fp32":
         return _because(given, f"auto: {given.info.precision}, the file as given")
     if on_cuda:
@@ -104,7 +105,7 @@ def _auto(given: Opened, on_cuda: bool) -> Opened:
     if not candidate.is_file():
         return _because(given, f"auto: fp32 (no {candidate.name} beside it)")
     try:
-        int8 = _open(candidate, "cpu", None, "")
+        int8 = _open(candidate, "cpu", None, "", threads)
     except ModelError as e:  # e.g. an IR version newer than this onnxruntime reads
         warnings.warn(f"{candidate} not used ({e}); running fp32 {given.path}", CifarRuntimeWarning, stacklevel=4)
         return _because(given, f"auto: fp32 ({candidate.name} does not load here)")
@@ -127,8 +128,8 @@ def _because(opened: Opened, why: str) -> Opened:
     return Opened(opened.path, opened.session, opened.info, why)
 
 
-def _open(path: Path, device: str, providers: Sequence[str] | None, why: str) -> Opened:
-    session = open_session(path, device, providers)
+def _open(path: Path, device: str, providers: Sequence[str] | None, why: str, threads: int = 0) -> Opened:
+    session = open_session(path, device, providers, threads)
     return Opened(path, session, read_info(session, str(path)), why)
 
 

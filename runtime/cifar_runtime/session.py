@@ -102,8 +102,11 @@ def gpu_index(device: str) -> int:
     raise UsageError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
 
 
-def open_session(path: Path, device: str = "auto", providers: Sequence[str] | None = None) -> ort.InferenceSession:
-    """An InferenceSession for the model file at `path`; ModelError (one line) when it cannot be loaded."""
+def open_session(
+    path: Path, device: str = "auto", providers: Sequence[str] | None = None, threads: int = 0
+) -> ort.InferenceSession:
+    """An InferenceSession for the model file at `path`; ModelError (one line) when it cannot be loaded.
+    `threads`: ONNX Runtime's intra-op threads (0: its default, one per core)."""
     wanted = requested_providers(device, providers)
     if path.is_dir():
         inside = sorted(path.glob("*.onnx"))
@@ -124,13 +127,13 @@ def open_session(path: Path, device: str = "auto", providers: Sequence[str] | No
     reasons = {p: _not_built_reason(p) for p in wanted if p not in available}
     usable = [p for p in wanted if p in available] or [CPU]
     try:
-        session = _create(rt, path, usable, gpu_index(device) if providers is None else 0)
+        session = _create(rt, path, usable, gpu_index(device) if providers is None else 0, threads)
     except ort_errors() as e:
         if usable == [CPU]:
             raise ModelError(f"cannot load model {path}: {_load_error(rt, e)}") from e
         # An accelerator failed while building the session; if CPU loads the file, the model is fine.
         try:
-            session = _create(rt, path, [CPU])
+            session = _create(rt, path, [CPU], threads=threads)
         except ort_errors() as cpu_error:
             raise ModelError(f"cannot load model {path}: {_load_error(rt, cpu_error)}") from cpu_error
         reasons.update({p: f"ONNX Runtime: {one_line(e)}" for p in usable if p != CPU})
@@ -183,12 +186,13 @@ def quiet_ort_logs() -> None:
     onnxruntime().set_default_logger_severity(3)  # 3 = ERROR
 
 
-def _create(rt: ModuleType, path: Path, providers: list[str], gpu: int = 0) -> ort.InferenceSession:
+def _create(rt: ModuleType, path: Path, providers: list[str], gpu: int = 0, threads: int = 0) -> ort.InferenceSession:
     options = rt.SessionOptions()
     options.log_severity_level = 3  # session warnings (e.g. nodes placed on CPU) would repeat ours
     # Idle ONNX Runtime threads would spin between runs on the cores the decoding threads need: measured on the
     # 10k test folder (2 cores, int8), 4059 img/s without spinning against 3528-3691 with it.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.intra_op_num_threads = threads  # 0: ONNX Runtime's default
     # enable_fallback=0: ORT's own fallback prints to stdout (mixing into our output) and, at run time,
     # swaps providers on a shared session; we fall back here instead, once, before any run.
     chosen = [(p, {"device_id": str(gpu)}) if p == CUDA else p for p in providers]  # which GPU: cuda:N
