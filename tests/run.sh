@@ -15,6 +15,6 @@ if [ -d tests/runtime ] && ls tests/runtime/test_*.py >/dev/null 2>&1; then
 fi
 
 "$PY" -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e ./runtime -e './train[tensorboard]' -e ./export pytest \
+.venv/bin/pip install -q --disable-pip-version-check -e './runtime[serve]' -e './train[tensorboard]' -e ./export pytest \
   scikit-learn  # its 8x8 digits: the non-CIFAR dataset of tests/train/test_own_images.py
 .venv/bin/python -m pytest -q "$@"  # markers slow, install, ray, oldort are off by default (pyproject.toml)

@@ -45,10 +45,11 @@ def test_train_export_folder_check_and_card_agree(cifar_fixture, tmp_path):
     assert f"**{100 * metrics['test_acc']:.2f}%**" in card
     assert "**cnn.onnx** (fp32" in card and "passed" in card and "FAILED" not in card
     assert f"accuracy **{check['accuracy']:.2f}%**" in card
-    # the card states the run's own data and the command with every flag that differs from the recipe
+    # the card states the run's own data and the command with every flag that differs from the recipe (the batch
+    # fitted to 150 images among them: the command reproduces the run even if the fitting rule changes)
     assert (
         "## Reproduce" in card
-        and f"cifar-train cnn --epochs 2 --val-size 50 --data {metrics['data']['source']}" in card
+        and f"cifar-train cnn --epochs 2 --batch-size 16 --val-size 50 --data {metrics['data']['source']}" in card
     )
 
 

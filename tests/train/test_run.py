@@ -316,7 +316,8 @@ def test_compare_groups_seeds_and_tables_each_run_against_the_first(cifar_fixtur
     )
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
-    base, other = "cnn --epochs 1 --val-size 50", "cnn --epochs 1 --lr 0.002 --label-smoothing 0.1 --val-size 50"
+    base = "cnn --epochs 1 --batch-size 16 --val-size 50"  # the batch fitted to 150 images is recorded as a flag
+    other = "cnn --epochs 1 --batch-size 16 --lr 0.002 --label-smoothing 0.1 --val-size 50"
     assert lines[0].startswith(f"{base}: 2 run(s), test ") and " ± " in lines[0]  # seeds group, flags in order
     assert lines[1].startswith(f"{other}: 1 run(s)")
     rows = [line.split(" | ") for line in lines if line.startswith("| base") or line.startswith("| no-smooth")]
@@ -360,6 +361,6 @@ def test_tensorboard_without_its_package_is_refused_before_any_data_is_read(tmp_
 
 def test_bench_with_a_batch_larger_than_the_data_is_one_line(cifar_fixture):
     r = CliRunner().invoke(
-        app, ["bench", "fast", "--data", str(cifar_fixture), "--batch-size", "0", "--steps", "2", "--device", "cpu"]
+        app, ["bench", "fast", "--data", str(cifar_fixture), "--batch-size", "9999", "--steps", "2", "--device", "cpu"]
     )
     assert r.exit_code == 2 and "is larger than the" in r.output and "Traceback" not in r.output
