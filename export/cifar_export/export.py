@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime
 import torch
 
 from cifar_export import PRODUCER
@@ -26,7 +25,7 @@ from cifar_export.formats import FORMATS, ExportOptions, Format, file_name
 from cifar_export.images import load_images
 from cifar_export.parity import ParityReport, check_parity
 from cifar_export.source import Source, build_model, checkpoint_engine, load_source, model_info
-from cifar_runtime import ModelInfo, validate_metadata
+from cifar_runtime import ModelInfo, import_onnxruntime, validate_metadata
 from cifar_train import atomic_write, ensure_writable
 
 
@@ -132,7 +131,7 @@ def provenance(config: object, source: Source | None) -> dict[str, object]:
         "tool": PRODUCER,
         "torch": torch.__version__,
         "onnx": onnx.__version__,
-        "onnxruntime": onnxruntime.__version__,
+        "onnxruntime": import_onnxruntime().__version__,
     }
     if source is not None:
         record["checkpoint"] = source.path.name  # the name, not the machine's absolute path

@@ -27,10 +27,12 @@ from cifar_runtime.exitcodes import (
     user_errors,
 )
 from cifar_runtime.metadata import ModelInfo, validate_metadata
+from cifar_runtime.session import onnxruntime as import_onnxruntime  # with ONNX Runtime's telemetry off
 
 __version__ = package_version()
 __all__ = [
     "exit_codes_epilog",
+    "import_onnxruntime",
     "version_flag",
     "MEANINGS",
     "CheckFailed",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib
+import os
 import re
 import sys
 import warnings
@@ -63,8 +64,16 @@ def install_conflict() -> str | None:
     )
 
 
+TELEMETRY_VAR = "ORT_DISABLE_TELEMETRY"  # read by ONNX Runtime (1.29 and later) once, when it is imported
+
+
 def onnxruntime() -> ModuleType:
-    """The onnxruntime module, or an InstallError saying how to repair the environment."""
+    """The onnxruntime module, or an InstallError saying how to repair the environment.
+
+    ONNX Runtime's own telemetry (on by default since 1.29 on Linux and macOS) is turned off unless the user set
+    ORT_DISABLE_TELEMETRY: an offline classifier should not try to reach the network, nor warn on every start
+    that it cannot store a device id when HOME is not writable."""
+    os.environ.setdefault(TELEMETRY_VAR, "1")
     try:
         import onnxruntime as ort_module
     except ImportError as e:

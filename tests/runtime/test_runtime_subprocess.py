@@ -119,3 +119,19 @@ def test_a_reader_that_closes_the_pipe_stops_it_quietly(cifar_fixture: Path) -> 
     )
     assert len(done.stdout.splitlines()) == 1 and json.loads(done.stdout)["label"]
     assert done.returncode == 141 and done.stderr == ""
+
+
+def test_no_telemetry_warning_when_home_is_not_writable(test_images: list[Path], tmp_path: Path) -> None:
+    home = tmp_path / "a-file"  # ONNX Runtime cannot store its telemetry device id under it, even as root
+    home.write_text("")
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}  # and no ORT_DISABLE_TELEMETRY of the caller's
+    done = subprocess.run(
+        [str(SCRIPT), "--model", str(TINY), str(test_images[0])],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("cifar-infer: 1 files, 1 classified"), done.stderr
