@@ -7,7 +7,8 @@ images as the ceiling.
    (--max-batch 32) and off (--max-batch 1): requests/s and p50/p95/p99 latency;
 2. the ceiling: `cifar-infer FOLDER` (the same images) in images/s;
 3. open loop at half the saturation rate (p99) and at twice it (only 200 and 429 expected; p99 of the 200s);
-4. a soak: SOAK requests at 8 clients, the server's RSS after the first tenth and at the end.
+4. a soak: SOAK requests at 8 clients, the server's RSS after the first tenth and at the end;
+5. SIGTERM under load: every request answered 200 or the draining 503, none left unanswered, exit code 0.
 Client and server share this machine's cores: the figures are for the two together.
 """
 
@@ -15,7 +16,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -116,6 +120,41 @@ async def open_loop(url: str, images: list[bytes], rate: float, seconds: float) 
         return summary(latencies, statuses, time.perf_counter() - start) | {"offered_per_s": rate}
 
 
+async def sigterm_under_load(server: Server, images: list[bytes], clients: int, after_s: float) -> dict[str, object]:
+    """C clients post until the service stops taking requests; SIGTERM after `after_s`. Answers other than 200 and
+    the draining 503 count as lost, and so does what the service itself reports unanswered when it exits."""
+    outcomes: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+
+        async def client(c: int) -> None:
+            for i in itertools.count(c):
+                try:
+                    r = await http.post(f"{server.url}/v1/classify", content=images[i % len(images)])
+                    outcome = str(r.status_code)
+                except httpx.ConnectError:
+                    outcome = "refused (listener closed)"
+                except httpx.HTTPError as e:  # a keep-alive connection closed as a request was sent
+                    outcome = f"connection closed ({type(e).__name__})"
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                if outcome != "200":
+                    return
+
+        async def stop() -> None:
+            await asyncio.sleep(after_s)
+            server.proc.send_signal(signal.SIGTERM)
+
+        await asyncio.gather(stop(), *(client(c) for c in range(clients)))
+    code = await asyncio.to_thread(server.proc.wait, 60)
+    said = server.proc.stderr.read().decode()  # type: ignore[union-attr]
+    unanswered = re.search(r"stopped; (\d+) accepted request\(s\) left unanswered", said)
+    return {
+        "outcomes": outcomes,
+        "exit_code": code,
+        "unanswered_by_server": int(unanswered.group(1)) if unanswered else None,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
@@ -177,6 +216,13 @@ def main() -> None:
         f"({report['soak']['drift_percent']:+.1f}%), statuses {soak['statuses']}"
     )  # type: ignore[index]
     server.stop()
+
+    server = Server(args.model, "--max-batch", "32")
+    report["sigterm_under_load"] = row = asyncio.run(sigterm_under_load(server, images, 32, 2.0))
+    print(
+        f"SIGTERM under load (32 clients): exit code {row['exit_code']}, outcomes {row['outcomes']}, "
+        f"unanswered by the service {row['unanswered_by_server']}"
+    )
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -476,6 +476,7 @@ def serve(cfg: ServeConfig, say: Callable[[str], None] = print) -> int:
             await server.serve()
         finally:
             batching.cancel()
+        say(f"cifar-infer serve: stopped; {service.in_flight} accepted request(s) left unanswered")
 
     asyncio.run(main())
     return 0
