@@ -88,7 +88,15 @@ class Batcher:
         self.classifier, self.cfg, self.metrics = classifier, cfg, metrics
         self.queue: asyncio.Queue[_Item] = asyncio.Queue()
         self.waiting = 0  # images accepted and not yet answered
+        self.coming = 0  # images of accepted requests still being decoded: the only company worth waiting for
         self.runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cifar-serve-ort")  # one session, in order
+
+    def reserve(self, images: int) -> bool:
+        """Room in the queue for `images` about to be decoded (counted from now on), or False when it is full."""
+        if self.waiting + self.coming + images > self.cfg.queue:
+            return False
+        self.coming += images
+        return True
 
     async def classify(self, inputs: list[np.ndarray], top_k: int) -> list[Prediction]:
         if self.waiting + len(inputs) > self.cfg.queue:
@@ -106,8 +114,9 @@ class Batcher:
             self.metrics.queue.set(self.waiting)
 
     async def run(self) -> None:
-        """The batching loop: a batch starts with the first waiting image and closes when full or when its first
-        image has waited max_delay_ms."""
+        """The batching loop: a batch starts with the first waiting image and closes when full, when no other image
+        is on its way (waiting for nothing would only add latency: one client alone is never slowed), or when its
+        first image has waited max_delay_ms. Under load, batches form from what arrives while the last one runs."""
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self.queue.get()]
@@ -118,6 +127,8 @@ class Batcher:
                     continue
                 except asyncio.QueueEmpty:
                     pass
+                if not self.coming:
+                    break
                 left = closes - loop.time()
                 if left <= 0:
                     break
@@ -212,22 +223,36 @@ class Service:
             self.classifier.check_top_k(top_k, "top_k")
         except (ValueError, UsageError) as e:
             return _error(400, str(e) if isinstance(e, UsageError) else "top_k must be an integer")
+        # A full queue refuses before the body is read or decoded: a refusal must cost far less than an answer, or
+        # beyond capacity the service would spend its cores refusing.
+        if self.batcher.waiting + self.batcher.coming >= self.cfg.queue:
+            return self._full()
         files = await _files(request, self.cfg)
         if isinstance(files, Response):
             return files
+        if not self.batcher.reserve(len(files)):
+            return self._full()
         loop = asyncio.get_running_loop()
-        decoded = await asyncio.gather(*(loop.run_in_executor(self.decoders, self._prepare, data) for _, data in files))
+        try:
+            decoded = await asyncio.gather(
+                *(loop.run_in_executor(self.decoders, self._prepare, data) for _, data in files)
+            )
+        finally:
+            self.batcher.coming -= len(files)  # their images join the queue next, with no await in between
         ok = [x for x in decoded if isinstance(x, np.ndarray)]
         try:
             predictions = iter(await self.batcher.classify(ok, top_k) if ok else [])
         except Overloaded:
-            return _error(429, f"the queue holds {self.cfg.queue} images: retry later", {"Retry-After": "1"})
+            return self._full()
         rows = []
         for (name, _), x in zip(files, decoded, strict=True):
             result = Result(name, error=str(x)) if isinstance(x, ImageError) else Result(name, next(predictions))
             rows.append(to_row(result))
             self.metrics.images.labels("classified" if result.prediction else "error").inc()
         return JSONResponse(rows)
+
+    def _full(self) -> Response:
+        return _error(429, f"the queue holds {self.cfg.queue} images: retry later", {"Retry-After": "1"})
 
     def _prepare(self, data: bytes) -> np.ndarray | ImageError:
         try:

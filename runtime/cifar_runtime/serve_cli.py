@@ -32,7 +32,9 @@ def serve(
     threads: Annotated[int, typer.Option(min=0, help="ONNX Runtime threads of the one session (0: one per core).")] = 2,
     workers: Annotated[int, typer.Option(min=1, help="Image-decoding threads.")] = 2,
     max_batch: Annotated[int, typer.Option(min=1, help="Images run together at most; 1 turns batching off.")] = 32,
-    max_delay_ms: Annotated[float, typer.Option(min=0, help="How long a batch's first image waits for more.")] = 2.0,
+    max_delay_ms: Annotated[
+        float, typer.Option(min=0, help="How long a batch's first image waits for images still being decoded.")
+    ] = 2.0,
     queue: Annotated[int, typer.Option(min=1, help="Images accepted and not yet answered; beyond: 429.")] = 256,
     max_body_mb: Annotated[float, typer.Option(min=0.001, help="A request body beyond this: 413.")] = 16.0,
     max_files: Annotated[int, typer.Option(min=1, help="Images in one request, at most.")] = 64,

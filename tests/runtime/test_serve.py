@@ -192,3 +192,13 @@ def test_sigterm_under_load_answers_every_accepted_request_then_exits_0(test_ima
     assert results and set(results) <= {200, 503, -1} and 200 in results  # no 5xx but "draining" 503, nothing lost
     said = s.proc.stderr.read()  # type: ignore[union-attr]
     assert "draining" in said and "stopped; 0 accepted request(s) left unanswered" in said
+
+
+def test_a_lone_request_never_waits_for_company(test_images: list[Path]) -> None:
+    s = Server("--max-delay-ms", "3000")  # a batch may wait 3 s, but only for images already being decoded
+    try:
+        started = time.perf_counter()
+        assert s.classify(test_images[:1])[0] == 200
+        assert time.perf_counter() - started < 1.5
+    finally:
+        assert s.stop() == 0
