@@ -56,14 +56,18 @@ def teacher_probabilities(
                 )
             tta = int((ckpt.get("config") or {}).get("tta", 0))
             log(f"teacher {path}: predicting {len(images)} training images with TTA level {tta}")
-            cached[digest] = _logits(ckpt, tta, images, device)
+            cached[digest] = _logits(
+                ckpt, tta, images, device, lambda done, path=path: log(f"teacher {path}: {done}/{len(images)} images")
+            )
             _write_cache(cache, key, cached)
         probs.append(F.softmax(cached[digest] / temperature, dim=1))
     return torch.stack(probs).mean(0)
 
 
 @torch.no_grad()
-def _logits(ckpt: dict, tta: int, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+def _logits(
+    ckpt: dict, tta: int, images: torch.Tensor, device: torch.device, progress: Callable[[int], None]
+) -> torch.Tensor:
     # channels_last: oneDNN's convolutions (bf16 above all) run in that layout; NCHW would be converted every call
     model = TestTimeAugmentation(model_from_checkpoint(ckpt), tta).to(device, memory_format=torch.channels_last)
     model.eval()
@@ -72,6 +76,9 @@ def _logits(ckpt: dict, tta: int, images: torch.Tensor, device: torch.device) ->
     for start in range(0, len(images), BATCH):
         x = normalize(images[start : start + BATCH], mean, std).to(device, memory_format=torch.channels_last)
         out.append(model(x).float().cpu())  # float32: exact targets (and on CPUs measured here, faster than bf16)
+        done = start + len(x)
+        if done == len(images) or (done // BATCH) % 10 == 0:  # a line every 5,000 images: minutes on a CPU
+            progress(done)
     return torch.cat(out)  # (N, C)
 
 
