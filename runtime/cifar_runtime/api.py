@@ -29,7 +29,7 @@ RECOMMENDED = "recommended"  # min_confidence: the threshold the model file reco
 # are held at once. A batch whose float32 inputs would pass BATCH_BYTES is refused: 5,461 images of 32 x 32,
 # 111 of 224 x 224, each 3 x 4 bytes per pixel.
 BATCH_BYTES = 64 * 2**20
-RUN_CHUNK = 256  # images per ONNX Runtime call: activations of a CIFAR net at 256 images take ~150-350 MB
+RUN_CHUNK = 64  # images per ONNX Runtime call: activations at 256 took ~100-300 MB more, and were no faster
 # What each input layout accepts from the file's graph: NCHW floats (fp16 files may take float16), NHWC pixels.
 _INPUT_DTYPES = {
     "NCHW": {"tensor(float)": np.float32, "tensor(float16)": np.float16},

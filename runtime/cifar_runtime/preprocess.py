@@ -55,8 +55,10 @@ def resize(img: Image.Image, size: tuple[int, int], interpolation: str = "biline
 
 def normalize_batch(pixels: np.ndarray, info: ModelInfo) -> np.ndarray:
     """uint8 (N, H, W, 3) -> float32 (N, 3, H, W): x / 255, then (x - mean) / std, in float32."""
-    x = pixels.astype(np.float32) / np.float32(255)  # (N, H, W, 3) in [0, 1]
-    x = (x - np.asarray(info.mean, np.float32)) / np.asarray(info.std, np.float32)
+    x = pixels.astype(np.float32)  # (N, H, W, 3); in place from here: a batch holds two float copies, not four
+    x /= np.float32(255)  # in [0, 1]
+    x -= np.asarray(info.mean, np.float32)
+    x /= np.asarray(info.std, np.float32)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # (N, 3, H, W)
 
 
