@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -28,3 +29,11 @@ def tracked_files() -> list[str]:
 def test_no_committed_file_over_1_mb_outside_the_allow_list() -> None:
     big = {name for name in tracked_files() if (REPO / name).is_file() and (REPO / name).stat().st_size > MAX_BYTES}
     assert big <= set(ALLOWED), sorted(big - set(ALLOWED))
+
+
+def test_the_runtime_package_holds_no_benchmark_code() -> None:
+    package = [name for name in tracked_files() if name.startswith("runtime/cifar_runtime/") and name.endswith(".py")]
+    assert package and not [name for name in package if "bench" in Path(name).name or "hostile" in name]
+    reach = re.compile(r"^\s*(from|import) benchmarks\b", re.MULTILINE)
+    imports = [name for name in package if reach.search((REPO / name).read_text())]
+    assert not imports, imports  # benchmarks/ measures the package; the package never reaches into it

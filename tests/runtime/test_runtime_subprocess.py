@@ -135,3 +135,14 @@ def test_no_telemetry_warning_when_home_is_not_writable(test_images: list[Path],
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr.startswith("cifar-infer: 1 files, 1 classified"), done.stderr
+
+
+def test_classifier_and_cifar_infer_give_the_same_answers_by_default(test_images: list[Path]) -> None:
+    from cifar_runtime import Classifier
+
+    done = run("-f", "jsonl", *test_images)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    predictions = Classifier().predict(list(test_images))  # the bundled model at default precision, as the CLI
+    assert [p.label for p in predictions] == [r["label"] for r in rows]
+    assert [round(p.confidence, 6) for p in predictions] == [round(r["confidence"], 6) for r in rows]
