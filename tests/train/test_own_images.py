@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from digits import TEST_IMAGES, write_digits
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -19,27 +20,10 @@ from cifar_export.cli import app as export_app
 from cifar_runtime.cli import app as infer_app
 from cifar_train.cli import app as train_app
 
-TEST_IMAGES = 300
-
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The 1,797 digits of scikit-learn (shipped in its wheel), 300 held out for test; one image in ten saved as a
-    palette PNG, one in ten as RGB, one in ten enlarged to 12x12 (the rest 8x8 grayscale)."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    root = tmp_path_factory.mktemp("digits")
-    test = set(np.random.default_rng(0).permutation(len(digits.target))[:TEST_IMAGES])
-    for i, (pixels, label) in enumerate(zip(digits.images, digits.target, strict=True)):
-        folder = root / ("test" if i in test else "train") / f"digit-{label}"
-        folder.mkdir(parents=True, exist_ok=True)
-        img = Image.fromarray(np.round(pixels * 255 / 16).astype(np.uint8), mode="L")
-        img = {0: img.convert("P"), 1: img.convert("RGB"), 2: img.resize((12, 12), Image.Resampling.BILINEAR)}.get(
-            i % 10, img
-        )
-        img.save(folder / f"{i:04d}.png")
-    return root
+    return write_digits(tmp_path_factory.mktemp("digits"))
 
 
 def run(app, args: list[str]):  # noqa: ANN001, ANN201
@@ -109,7 +93,6 @@ def test_cifar_10_keeps_every_number_it_had(cifar_fixture: Path) -> None:
     """What adapting to any data changed is an identity on CIFAR-10: global pooling equals the old fixed pooling at
     32x32, the decode equals Pillow's RGB conversion, the statistics are the published ones, no recipe is refitted."""
     import torch
-    from PIL import Image
 
     from cifar_train import RECIPES, create_model
     from cifar_train.data import _decode, build_datasets, fit_to_data
