@@ -47,6 +47,17 @@ def test_scaling_by_the_fitted_temperature_lowers_nll_and_ece_and_keeps_every_la
     assert after.accuracy == before.accuracy
 
 
+def test_a_validation_split_without_errors_gets_the_rule_of_succession_not_certainty():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(0, 1, size=(149, 10))
+    labels = logits.argmax(1)  # every image right: the NLL has no minimum, it falls as T falls
+    t = fit_temperature(logits, labels)
+    assert softmax(logits / t).max(1).mean() == pytest.approx(150 / 151, abs=1e-9)  # (n + 1) / (n + 2)
+    wrong = labels.copy()
+    wrong[0] = (labels[0] + 1) % 10  # one error: a minimum exists again, and the fit is the NLL's
+    assert fit_temperature(logits, wrong) > t
+
+
 def test_ece_is_the_gap_between_confidence_and_accuracy():
     confidence = np.array([0.9] * 10)
     assert expected_calibration_error(confidence, np.array([True] * 9 + [False])) == pytest.approx(0.0)

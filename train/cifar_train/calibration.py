@@ -7,6 +7,7 @@ Fitted on the validation split only; the test split is scored once, before and a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -27,7 +28,8 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The T > 0 minimising the mean NLL of softmax(logits / T); found by bisection on the derivative in 1/T.
 
     With b = 1/T, NLL(b) = mean(logsumexp(b z) - b z_y) is convex and its derivative, mean(E_p[z] - z_y), grows
-    with b: the root of the derivative is the minimum, found to float precision in 100 halvings.
+    with b: the root of the derivative is the minimum, found to float precision. When every image is right there is
+    no minimum; see below.
     """
     if len(logits) == 0:
         raise ValueError("no logits to fit a temperature on")
@@ -40,12 +42,25 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     lo, hi = _BETA_RANGE
     if slope(lo) >= 0:
         return 1 / lo
-    if slope(hi) <= 0:  # separable data: sharper is always better; stop at the range's end
-        return 1 / hi
+    if slope(hi) > 0:
+        return 1 / _root(slope, lo, hi)
+    # Every image is right (separable logits): the NLL falls as T falls, without a minimum, and a fit would claim
+    # certainty. n right answers out of n promise (n + 1) / (n + 2) on the next image (Laplace's rule of
+    # succession): T is the one whose mean confidence is that.
+    target = (len(z) + 1) / (len(z) + 2)
+
+    def excess(b: float) -> float:
+        return float(softmax(b * z).max(axis=1).mean()) - target  # the top probability grows with b
+
+    return 1 / _root(excess, lo, hi) if excess(hi) > 0 else 1 / hi
+
+
+def _root(increasing: Callable[[float], float], lo: float, hi: float) -> float:
+    """The b in [lo, hi] where an increasing function crosses 0 (lo if it never is below), in 100 halvings."""
     for _ in range(100):
         mid = np.sqrt(lo * hi)  # bisect in log space: b spans six orders of magnitude
-        lo, hi = (mid, hi) if slope(mid) < 0 else (lo, mid)
-    return float(1 / np.sqrt(lo * hi))
+        lo, hi = (mid, hi) if increasing(mid) < 0 else (lo, mid)
+    return float(np.sqrt(lo * hi))
 
 
 @dataclass(frozen=True)
