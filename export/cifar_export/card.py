@@ -30,10 +30,10 @@ def _parity_section(run: Path) -> list[str]:
     for path in reports:
         summary = json.loads(path.read_text())
         r, name = summary["parity"], summary["model"]
-        size = (run / name).stat().st_size / 2**20 if (run / name).is_file() else float("nan")
+        size = f", {(run / name).stat().st_size / 2**20:.1f} MB" if (run / name).is_file() else ""  # a record alone
         verdict = "passed" if r["passed"] else "FAILED"
         lines += [
-            f"**{name}** ({r['precision']}, {size:.1f} MB) against {r['reference']} on {r['rows'][0]['images']}"
+            f"**{name}** ({r['precision']}{size}) against {r['reference']} on {r['rows'][0]['images']}"
             f" real images from `{r['images']}`: **{verdict}**",
             "",
         ]
@@ -315,21 +315,25 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
         "## Results",
         "",
         *_table(
-            ["", "validation", "test", "reference (lossless data)", "reference on this JPEG copy"],
+            ["", "validation", "test", *(["reference (lossless data)", "reference on this JPEG copy"] * cifar)],
             [
                 [
                     "accuracy",
                     _pct(record.val_acc),
                     f"**{_pct(record.test_acc)}**",
-                    f"{reference.test_acc}% ({reference.source})" if reference else "–",
-                    (reference.note or "–") if reference else "–",
+                    *(
+                        [
+                            f"{reference.test_acc}% ({reference.source})" if reference else "–",
+                            (reference.note or "–") if reference else "–",
+                        ]
+                        * cifar
+                    ),
                 ],
                 [
                     "loss",
                     f"{record.val_loss:.4f}" if record.val_loss else "–",
                     f"{record.test_loss:.4f}",
-                    "",
-                    "",
+                    *[""] * 2 * cifar,
                 ],
             ],
         ),
@@ -370,7 +374,7 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
         f"- Trained and evaluated on {size}×{size} images of {len(classes)} classes. Any other image is resized to "
         f'{size}×{size} and still gets one of these labels: there is no "none of these" answer. Calibrated '
         "confidence means right as often as it says on images like the test set; an image of none of the classes "
-        "can still get a high one (above).",
+        "can still get a high one" + (" (above)." if (run / "ood.json").is_file() else "."),
         "- Timings are from the machine named under Training; other machines differ.",
         "",
         "## Reproduce",

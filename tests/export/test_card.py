@@ -52,6 +52,10 @@ def test_train_export_folder_check_and_card_agree(cifar_fixture, tmp_path):
         and f"cifar-train cnn --epochs 2 --batch-size 16 --val-size 50 --data {metrics['data']['source']}" in card
     )
 
+    (run / "cnn.onnx").unlink()  # a record committed without its regenerable file, as in artifacts/
+    assert runner.invoke(app, ["card", str(run)]).exit_code == 0
+    assert "**cnn.onnx** (fp32) against" in (run / "MODEL_CARD.md").read_text()  # no size, and no "nan MB"
+
 
 def test_card_without_a_run_is_one_line_error(tmp_path):
     r = CliRunner().invoke(app, ["card", str(tmp_path)])

@@ -58,6 +58,7 @@ def test_the_whole_path_on_digits(digits: Path, tmp_path: Path) -> None:
     card = run(export_app, ["card", str(out)])
     text = (out / "MODEL_CARD.md").read_text()
     assert "CIFAR" not in text.split("## Reproduce")[0] and "digit-0" in text, card.output
+    assert "lossless" not in text and "(above)" not in text  # no reference columns, no OOD figures it lacks
 
 
 def test_the_seed_cnn_takes_them_too(digits: Path, tmp_path: Path) -> None:
