@@ -209,7 +209,12 @@ def _dataset_lines(described: dict) -> list[str]:
         f"Files: {sizes}{' and more' if len(described['sizes']) > 4 else ''}; modes {modes}; each brought to "
         f"{h}×{w} RGB, normalised with mean {described['mean']} and std {described['std']} "
         f"({described['statistics']}). Training images per class: {counts[low]} (`{low}`) to {counts[high]} "
-        f"(`{high}`).",
+        f"(`{high}`)."
+        + (
+            f" {described['unreadable']} file(s) could not be read and were left out."
+            if described.get("unreadable")
+            else ""
+        ),
         "",
     ]
 

@@ -8,6 +8,7 @@ for any other, the folder its run was trained on (recorded in the file's metadat
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import torch
 
 from cifar_export.errors import ExportError
 from cifar_runtime import ModelInfo
-from cifar_train import decode_images, eval_transform, scan_image_folder
+from cifar_train import decode_readable, eval_transform, scan_image_folder
 
 SAMPLES = Path(__file__).resolve().parent / "samples" / "cifar10"
 PREPROCESS_CHUNK = 256  # images per eval-transform call; bounds memory at 224x224
@@ -82,7 +83,15 @@ def load_images(data: str | Path, split: str, info: ModelInfo, limit: int = 0, s
     order = torch.randperm(len(paths), generator=torch.Generator().manual_seed(seed))
     if limit:
         order = order[:limit]  # pick before decoding: 50k training JPEGs for 500 calibration images is waste
-    raw = decode_images([paths[i] for i in order], info.input_size[0])  # (N, 3, H, W) uint8, at the input size
+    chosen = [paths[i] for i in order]
+    raw, kept, skipped = decode_readable(chosen, info.input_size[0])  # (N, 3, H, W) uint8, at the input size
+    if skipped:  # as training does: one unreadable file among the check images does not stop the check
+        path, why = skipped[0]
+        print(
+            f"cifar-export: left out {len(skipped)} file(s) of {folder} that cannot be read (first: {path}: {why})",
+            file=sys.stderr,
+        )
+    order = order[kept]
     transform = eval_transform(info.input_size[0], info.mean, info.std)
     inputs = torch.cat([transform(chunk) for chunk in raw.split(PREPROCESS_CHUNK)])
     if tuple(inputs.shape[2:]) != info.input_size:

@@ -48,7 +48,7 @@ def test_transforms_produce_recipe_shapes_and_ranges(cifar_fixture):
         ("no_test", "is not a folder"),
         ("empty_class", "holds no image files"),
         ("extra_class", "different class folders"),
-        ("corrupt", "cannot decode .*0000.jpg"),
+        ("unreadable_class", "train/dog: none of its image files can be read"),
     ],
 )
 def test_bad_data_is_a_user_error_naming_the_problem(tmp_path, cifar_fixture, breakage, message):
@@ -63,7 +63,22 @@ def test_bad_data_is_a_user_error_naming_the_problem(tmp_path, cifar_fixture, br
     elif breakage == "extra_class":
         (root / "test" / "unicorn").mkdir()
         shutil.copy(cifar_fixture / "test" / "cat" / "0000.jpg", root / "test" / "unicorn")
-    elif breakage == "corrupt":
-        (root / "train" / "dog" / "0000.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    elif breakage == "unreadable_class":
+        for f in (root / "train" / "dog").iterdir():
+            f.write_bytes(b"\xff\xd8 not really a jpeg")
     with pytest.raises(UserError, match=message):
         build_datasets(replace(RECIPES["cnn"].config, data=str(root), val_size=10))
+
+
+def test_files_that_cannot_be_read_are_left_out_and_said_once(tmp_path, cifar_fixture):
+    root = tmp_path / "data"
+    shutil.copytree(cifar_fixture, root)
+    (root / "train" / "dog" / "0000.jpg").write_bytes(b"\xff\xd8 not really a jpeg")  # no image at all
+    whole = (root / "test" / "cat" / "0000.jpg").read_bytes()
+    (root / "test" / "cat" / "0000.jpg").write_bytes(whole[: len(whole) // 2])  # a header, then truncated
+    (root / "train" / "dog" / "notes.txt").write_text("not an image extension: never read")
+    said = []
+    data, _ = build_datasets(replace(RECIPES["cnn"].config, data=str(root), val_size=10), said.append)
+    assert len(data.train) + len(data.val) == 199 and len(data.test) == 299  # the rest, every one of them
+    assert data.info.unreadable == 2
+    assert [line for line in said if line.startswith("skipped 2 file(s) that cannot be read")], said

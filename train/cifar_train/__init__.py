@@ -37,6 +37,7 @@ _PUBLIC = {
     "TTA_LEVELS": "tta",
     # data
     "decode_images": "data",
+    "decode_readable": "data",
     "eval_transform": "data",
     "scan_image_folder": "data",
     "load_image_folder": "data",

@@ -38,6 +38,7 @@ class ImageSet:
     classes: tuple[str, ...]
     sizes: collections.Counter[str] = field(default_factory=collections.Counter)  # "WxH" in the files -> count
     modes: collections.Counter[str] = field(default_factory=collections.Counter)  # Pillow mode ("L", "P", ...) -> count
+    skipped: tuple[tuple[Path, str], ...] = ()  # files that could not be read: (path, why), left out of the set
 
 
 def scan_image_folder(split_dir: Path) -> tuple[list[Path], list[int], tuple[str, ...]]:
@@ -58,13 +59,13 @@ def scan_image_folder(split_dir: Path) -> tuple[list[Path], list[int], tuple[str
     return paths, labels, classes
 
 
-def _header(path: Path) -> tuple[str, str]:
-    """("WxH", Pillow mode) from a file's header, without decoding it."""
+def _readable(path: Path) -> tuple[str, str] | str:
+    """("WxH", Pillow mode) from a file's header without decoding it, or why the file cannot be read."""
     try:
         with Image.open(path) as im:
             return f"{im.width}x{im.height}", im.mode
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise UserError(f"cannot decode {path} ({e}): remove or replace the file") from e
+        return str(e) or type(e).__name__
 
 
 def _decode(path: Path, size: int | None) -> np.ndarray:
@@ -76,11 +77,38 @@ def _decode(path: Path, size: int | None) -> np.ndarray:
     return np.asarray(resize(img, (size, size)) if size else img)
 
 
+def _try_decode(path: Path, size: int | None) -> np.ndarray | str:
+    """_decode's array, or why the file cannot be decoded."""
+    try:
+        return _decode(path, size)
+    except UserError as e:
+        return str(e.__cause__)
+
+
+def decode_readable(
+    paths: list[Path], size: int | None = None
+) -> tuple[torch.Tensor, list[int], list[tuple[Path, str]]]:
+    """decode_images for a folder a user made: a file that cannot be read is left out, so that one bad file among
+    thousands does not stop a run (as Ultralytics and Keras skip them). Returns (images, the indices of `paths`
+    they are, [(path, why) of every file left out]); UserError when none can be read."""
+    with ThreadPoolExecutor(max_workers=4) as pool:  # Pillow releases the GIL while decoding
+        arrays = list(pool.map(lambda p: _try_decode(p, size), paths))
+    kept = [i for i, a in enumerate(arrays) if not isinstance(a, str)]
+    skipped = [(p, a) for p, a in zip(paths, arrays, strict=True) if isinstance(a, str)]
+    if not kept:
+        raise UserError(f"none of the {len(paths)} image files can be read (first: {skipped[0][0]}: {skipped[0][1]})")
+    return _stack([paths[i] for i in kept], [arrays[i] for i in kept]), kept, skipped  # type: ignore[misc]
+
+
 def decode_images(paths: list[Path], size: int | None = None) -> torch.Tensor:
     """Decode image files into one (N, 3, H, W) uint8 tensor, each resized to size x size when `size` is given;
     without it every image must have the same size."""
     with ThreadPoolExecutor(max_workers=4) as pool:  # Pillow releases the GIL while decoding
         arrays = list(pool.map(lambda p: _decode(p, size), paths))
+    return _stack(paths, arrays)
+
+
+def _stack(paths: list[Path], arrays: list[np.ndarray]) -> torch.Tensor:
     first = arrays[0].shape
     for path, a in zip(paths, arrays, strict=True):
         if a.shape != first:
@@ -102,11 +130,24 @@ def _load(
     classes: tuple[str, ...],
     target: Callable[[collections.Counter[str]], int | None],
 ) -> ImageSet:
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        headers = list(pool.map(_header, paths))
-    sizes = collections.Counter(size for size, _ in headers)
-    modes = collections.Counter(mode for _, mode in headers)
-    return ImageSet(decode_images(paths, target(sizes)), torch.tensor(labels), classes, sizes, modes)
+    """Decode a split, leaving out (and listing in `skipped`) files that cannot be read; a class left without
+    images is an error."""
+    with ThreadPoolExecutor(max_workers=4) as pool:  # a header that cannot be read fails its decode as well
+        headers = [h if isinstance(h, tuple) else ("?", "?") for h in pool.map(_readable, paths)]
+    sizes = collections.Counter(h[0] for h in headers if h[0] != "?")
+    images, kept, skipped = decode_readable(paths, target(sizes))
+    for index in range(len(classes)):
+        if not any(labels[i] == index for i in kept):
+            folder = next(p.parent for p, y in zip(paths, labels, strict=True) if y == index)
+            raise UserError(f"class folder {folder}: none of its image files can be read (first: {skipped[0][1]})")
+    return ImageSet(
+        images,
+        torch.tensor([labels[i] for i in kept]),
+        classes,
+        collections.Counter(headers[i][0] for i in kept),
+        collections.Counter(headers[i][1] for i in kept),
+        tuple(skipped),
+    )
 
 
 def load_torchvision_cifar10(root: Path, train: bool, download: bool) -> ImageSet:
@@ -139,7 +180,7 @@ def load_splits(cfg: TrainConfig) -> tuple[ImageSet, ImageSet]:
         if len(classes) < 2:
             raise UserError(f"{root} has one class folder ({classes[0]}): a classifier needs two or more")
         with ThreadPoolExecutor(max_workers=4) as pool:
-            sizes = set(pool.map(lambda p: _header(p)[0], train_paths + test_scan[0]))
+            sizes = {h[0] for h in pool.map(_readable, train_paths + test_scan[0]) if not isinstance(h, str)}
         spec, side = get_spec(cfg.arch), cfg.image_size
         keep = len(sizes) == 1 and (spec.resize_on_the_fly or sizes == {f"{side}x{side}"})
         target = None if keep else side
@@ -240,6 +281,10 @@ def build_datasets(cfg: TrainConfig, log: Callable[[str], None] = print) -> tupl
     """Decode once, fit the recipe's size-dependent defaults to the data, split train into train/val, describe the
     data, attach the transforms. Returns the datasets and the config the run uses (the fitted one)."""
     train, test = load_splits(cfg)
+    skipped = train.skipped + test.skipped
+    if skipped:
+        path, why = skipped[0]
+        log(f"skipped {len(skipped)} file(s) that cannot be read, the run uses the rest (first: {path}: {why})")
     cfg = fit_to_data(cfg, len(train.labels), len(train.classes), log)
     train_idx, val_idx = stratified_split(train.labels, cfg.val_size, cfg.split_seed)
     info = describe(cfg, get_spec(cfg.arch), train, test, train.images[train_idx])

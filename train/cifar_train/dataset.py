@@ -35,6 +35,7 @@ class DatasetInfo:
     test_counts: dict[str, int]
     sizes: dict[str, int]  # "WxH" in the files -> count, train and test
     modes: dict[str, int]  # Pillow mode in the files -> count
+    unreadable: int = 0  # files of the folder that could not be read, left out (the run's log names the first)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +71,7 @@ def describe(cfg: TrainConfig, spec: ModelSpec, train: ImageSet, test: ImageSet,
         test_counts=_counts(test),
         sizes=dict((train.sizes + test.sizes).most_common()),
         modes=dict((train.modes + test.modes).most_common()),
+        unreadable=len(train.skipped) + len(test.skipped),
     )
 
 
