@@ -17,7 +17,7 @@ import torch
 
 from cifar_export.errors import ExportError
 from cifar_runtime import ModelInfo
-from cifar_train import decode_readable, eval_transform, scan_image_folder
+from cifar_train import decode_readable, eval_transform, scan_image_folder, split_dir
 
 SAMPLES = Path(__file__).resolve().parent / "samples" / "cifar10"
 PREPROCESS_CHUNK = 256  # images per eval-transform call; bounds memory at 224x224
@@ -53,11 +53,12 @@ def default_data(info: ModelInfo) -> str:
 
 
 def split_folder(data: str | Path, split: str) -> Path:
-    """`data/split` when `data` is an ImageFolder root (train/, test/), else `data` itself as the split."""
+    """`data/split` when `data` is an ImageFolder root (train/, test/ or val/), else `data` itself as the split."""
     root = Path(data) if data else SAMPLES
     if not root.is_dir():
         raise ExportError(f"image folder {root} does not exist")
-    return root / split if (root / split).is_dir() else root
+    folder = split_dir(root, split)  # test/, or val/ where a folder has no test/ (as training reads it)
+    return folder if folder.is_dir() else root
 
 
 def labelled_files(data: str | Path, split: str, classes: tuple[str, ...]) -> tuple[Path, list[Path], list[int]]:

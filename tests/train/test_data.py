@@ -82,3 +82,16 @@ def test_files_that_cannot_be_read_are_left_out_and_said_once(tmp_path, cifar_fi
     assert len(data.train) + len(data.val) == 199 and len(data.test) == 299  # the rest, every one of them
     assert data.info.unreadable == 2
     assert [line for line in said if line.startswith("skipped 2 file(s) that cannot be read")], said
+
+
+def test_a_folder_laid_out_with_val_and_no_test_is_tested_on_val(tmp_path, cifar_fixture):
+    from cifar_export.images import split_folder
+
+    root = tmp_path / "data"
+    shutil.copytree(cifar_fixture, root)
+    (root / "test").rename(root / "val")  # as Ultralytics and timm lay a dataset out
+    said = []
+    data, _ = build_datasets(replace(RECIPES["cnn"].config, data=str(root), val_size=10), said.append)
+    assert len(data.test) == 300 and len(data.val) == 10  # val/ is tested once; validation still comes from train/
+    assert [line for line in said if line.startswith(f"no test/ folder: {root / 'val'} is the test split")], said
+    assert split_folder(root, "test") == root / "val"  # export's checks read the same images

@@ -40,6 +40,7 @@ _PUBLIC = {
     "decode_readable": "data",
     "eval_transform": "data",
     "scan_image_folder": "data",
+    "split_dir": "data",
     "load_image_folder": "data",
     # confidence (numpy only)
     "accepted": "calibration",

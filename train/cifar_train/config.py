@@ -61,7 +61,9 @@ class TrainConfig:
     dirac_init: bool = opt(False, "3x3 convs start as the identity on their first in_channels filters.")
     freeze_bn_scale: bool = opt(False, "BatchNorm scales fixed at 1 (only the biases train).")
     # data
-    data: str = opt("", "ImageFolder root with train/<class>/* and test/<class>/*, or a torchvision CIFAR-10 root.")
+    data: str = opt(
+        "", "ImageFolder root with train/<class>/* and test/<class>/* (or val/), or a torchvision CIFAR-10 root."
+    )
     download: bool = opt(False, "Download CIFAR-10 into --data through torchvision (needs internet).")
     image_size: int = opt(
         32,

@@ -22,13 +22,12 @@ from torchvision.transforms import v2
 
 from cifar_runtime import ImageError
 from cifar_runtime.decode import load_image
+from cifar_runtime.inputs import IMAGE_SUFFIXES
 from cifar_runtime.preprocess import resize
 from cifar_train.config import TrainConfig
 from cifar_train.dataset import DatasetInfo, describe
 from cifar_train.errors import UserError
 from cifar_train.models import get_spec
-
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
@@ -41,19 +40,20 @@ class ImageSet:
     skipped: tuple[tuple[Path, str], ...] = ()  # files that could not be read: (path, why), left out of the set
 
 
-def scan_image_folder(split_dir: Path) -> tuple[list[Path], list[int], tuple[str, ...]]:
-    """Files of an ImageFolder split: <split_dir>/<class>/<image>, classes sorted by name."""
-    if not split_dir.is_dir():
-        raise UserError(f"{split_dir} is not a folder: --data needs train/<class>/* and test/<class>/*")
-    classes = tuple(sorted(d.name for d in split_dir.iterdir() if d.is_dir()))
+def scan_image_folder(folder: Path) -> tuple[list[Path], list[int], tuple[str, ...]]:
+    """Files of an ImageFolder split: <folder>/<class>/<image>, classes sorted by name."""
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder: --data needs train/<class>/* and test/<class>/* (or val/)")
+    # hidden folders (.ipynb_checkpoints, .git) are not classes
+    classes = tuple(sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")))
     if not classes:
-        raise UserError(f"{split_dir} has no class folders: expected {split_dir}/<class>/<image files>")
+        raise UserError(f"{folder} has no class folders: expected {folder}/<class>/<image files>")
     paths: list[Path] = []
     labels: list[int] = []
     for index, name in enumerate(classes):
-        files = sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = sorted(p for p in (folder / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise UserError(f"class folder {split_dir / name} holds no image files")
+            raise UserError(f"class folder {folder / name} holds no image files")
         paths += files
         labels += [index] * len(files)
     return paths, labels, classes
@@ -165,14 +165,26 @@ def load_torchvision_cifar10(root: Path, train: bool, download: bool) -> ImageSe
     return ImageSet(images, torch.tensor(ds.targets), tuple(ds.classes))
 
 
+# The test split's folder, in the order looked for: a folder laid out for Ultralytics or timm (train/ and val/)
+# is tested on its val/ (scored once, never selected on: validation is still held out of train/).
+TEST_FOLDERS = ("test", "val", "valid", "validation")
+
+
+def split_dir(root: Path, split: str) -> Path:
+    """root/split; for "test", the first of TEST_FOLDERS that exists (root/test when none does)."""
+    if split != "test":
+        return root / split
+    return next((root / name for name in TEST_FOLDERS if (root / name).is_dir()), root / "test")
+
+
 def load_splits(cfg: TrainConfig) -> tuple[ImageSet, ImageSet]:
     """(train, test) image sets from --data / --download. Images are resized once, when decoded, to --image-size
     if their sizes differ from it or from each other, except for architectures that resize on the fly."""
     root = Path(cfg.data or "data")
-    if (root / "train").is_dir() or (root / "test").is_dir():
+    if (root / "train").is_dir() or split_dir(root, "test").is_dir():
         (train_paths, train_labels, classes), test_scan = (
             scan_image_folder(root / "train"),
-            scan_image_folder(root / "test"),
+            scan_image_folder(split_dir(root, "test")),
         )
         if classes != test_scan[2]:
             extra = sorted(set(classes) ^ set(test_scan[2]))
@@ -281,6 +293,9 @@ def build_datasets(cfg: TrainConfig, log: Callable[[str], None] = print) -> tupl
     """Decode once, fit the recipe's size-dependent defaults to the data, split train into train/val, describe the
     data, attach the transforms. Returns the datasets and the config the run uses (the fitted one)."""
     train, test = load_splits(cfg)
+    tested = split_dir(Path(cfg.data or "data"), "test")
+    if tested.name != "test" and tested.is_dir():
+        log(f"no test/ folder: {tested} is the test split, scored once; validation is held out of train/")
     skipped = train.skipped + test.skipped
     if skipped:
         path, why = skipped[0]
