@@ -31,7 +31,7 @@ from cifar_runtime.decode import DEFAULT_MAX_PIXELS, DecodeConfig, return_large_
 from cifar_runtime.errors import InstallError, Interrupted, OutputError, UsageError, one_line
 from cifar_runtime.inputs import IMAGE_SUFFIXES, STDIN, find_images, input_at
 from cifar_runtime.interrupts import HeldInterrupts
-from cifar_runtime.output import RAY_FORMATS, make_writer, to_row
+from cifar_runtime.output import RAY_FORMATS, make_writer, original_path, to_row
 from cifar_runtime.pipeline import Result, classify_files
 from cifar_runtime.status import Summary
 
@@ -228,11 +228,12 @@ def _results(results: Dataset, unreadable: list[Result]) -> Iterator[Result]:
     yield from unreadable
     for batch in results.iter_batches(batch_size=None, batch_format="pyarrow"):
         for row in batch.to_pylist():
+            path = original_path(row["path"])  # the row shows it escaped; the writer escapes it once, again
             if row["error"] is not None:
-                yield Result(row["path"], error=row["error"])
+                yield Result(path, error=row["error"])
                 continue
             top_k = tuple(Score(s["label"], s["confidence"]) for s in row["top_k"])
-            yield Result(row["path"], Prediction(row["label"], row["index"], row["confidence"], top_k))
+            yield Result(path, Prediction(row["label"], row["index"], row["confidence"], top_k, row["abstained"]))
 
 
 def _write_parquet(results: Dataset, unreadable: list[Result], output: str) -> tuple[int, int]:
