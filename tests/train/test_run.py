@@ -163,6 +163,7 @@ def test_cli_resnet18_without_imagenet_weights_explains(tiny_data, tmp_path, mon
         app, ["resnet18", "--data", str(tiny_data), "--out", str(tmp_path / "o"), "--val-size", "10", "--device", "cpu"]
     )
     assert r.exit_code == 2 and "ImageNet weights for resnet18 are not in the torch cache" in r.output
+    assert "data:" not in r.output  # said before any image is decoded, as every other flag
 
 
 def test_cli_help_lists_seed_defaults():

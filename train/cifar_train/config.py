@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -348,7 +349,10 @@ def validate_config(cfg: TrainConfig) -> None:
 
     if cfg.arch not in MODELS:
         raise UserError(f"unknown architecture {cfg.arch!r}: one of {', '.join(sorted(MODELS))}")
-    MODELS[cfg.arch].check_size(cfg.image_size)
+    spec = MODELS[cfg.arch]
+    spec.check_size(cfg.image_size)
+    if (cfg.pretrained or cfg.weights) and spec.check_pretrained is not None:
+        spec.check_pretrained(Path(cfg.weights) if cfg.weights else None)
 
 
 # Fields that say where and how a run ran, not what it trains: recipes do not differ in them.

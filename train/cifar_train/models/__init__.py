@@ -46,6 +46,7 @@ class ModelSpec:
     normalisation: Normalisation | None = None
     augment: Callable[[int], list[v2.Transform]] = lambda size: []  # per-sample train augmentation on uint8
     load_pretrained: Callable[[nn.Module, Path | None], None] | None = None  # (model, local file or None)
+    check_pretrained: Callable[[Path | None], None] | None = None  # (local file or None): UserError if missing
     reference: Reference | None = None
     # Keep images at their stored size and resize per sample in the transforms (a 224x224 copy of 50,000 images
     # would take 7.5 GB); otherwise images are resized once, when they are decoded, as the runtime resizes them.

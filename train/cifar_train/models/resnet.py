@@ -45,16 +45,23 @@ def imagenet_cache_path(weights: WeightsEnum) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[-1]
 
 
+def check_pretrained(weights: WeightsEnum, name: str, weights_file: Path | None) -> None:
+    """UserError, before any data is read, when the weights to start from are not on this machine."""
+    if weights_file is not None and not weights_file.is_file():
+        raise UserError(f"--weights {weights_file} does not exist")
+    cached = imagenet_cache_path(weights)
+    if weights_file is None and not cached.is_file():
+        raise UserError(
+            f"ImageNet weights for {name} are not in the torch cache ({cached}). Download "
+            f"{weights.url} there (or set TORCH_HOME), pass --weights FILE, "
+            "or --no-pretrained to start from random weights"
+        )
+
+
 def load_pretrained(weights: WeightsEnum, name: str, model: nn.Module, weights_file: Path | None) -> None:
     """Load ImageNet (or user-provided) weights into the backbone; the 10-way fc keeps its init unless given."""
     if weights_file is None:
-        cached = imagenet_cache_path(weights)
-        if not cached.is_file():
-            raise UserError(
-                f"ImageNet weights for {name} are not in the torch cache ({cached}). Download "
-                f"{weights.url} there (or set TORCH_HOME), pass --weights FILE, "
-                "or --no-pretrained to start from random weights"
-            )
+        check_pretrained(weights, name, None)
         state = weights.get_state_dict(progress=False, check_hash=True)
     else:
         try:
@@ -102,6 +109,7 @@ for _name, _constructor, _weights, _reference in (
             augment=transfer_augment,
             resize_on_the_fly=True,
             load_pretrained=partial(load_pretrained, _weights, _name),
+            check_pretrained=partial(check_pretrained, _weights, _name),
             head="fc",
             summary=f"torchvision {_name}, ImageNet weights, only layer4 + fc trainable, 224x224 input",
             reference=_reference,
