@@ -96,7 +96,7 @@ def test_ctrl_c_says_rows_written_and_the_resume_command_that_finishes(tmp_path:
     args = ["-m", TINY, "-f", "jsonl", "-o", out, "--batch-size", "1", "--workers", "1", folder]
     proc = subprocess.Popen([SCRIPT, *map(str, args)], stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     stderr = interrupt_when(proc, out)
-    assert proc.returncode == EXIT_INTERRUPTED
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
     (line,) = stderr.splitlines()
     rows = out.read_text(encoding="utf-8").splitlines()
     assert line.startswith(f"cifar-infer: interrupted: {len(rows)} rows written to {out}; to continue: cifar-infer ")
