@@ -59,30 +59,37 @@ def scan_image_folder(folder: Path) -> tuple[list[Path], list[int], tuple[str, .
     return paths, labels, classes
 
 
-def _readable(path: Path) -> tuple[str, str] | str:
-    """("WxH", Pillow mode) from a file's header without decoding it, or why the file cannot be read."""
-    try:
-        with Image.open(path) as im:
-            return f"{im.width}x{im.height}", im.mode
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        return str(e) or type(e).__name__
+def _headers(paths: list[Path]) -> list[tuple[str, str]]:
+    """("WxH", Pillow mode) of each file from its header, without decoding it; ("?", "?") for a header Pillow
+    cannot read (that file's decode fails too, and says why)."""
 
+    def header(path: Path) -> tuple[str, str]:
+        try:
+            with Image.open(path) as im:
+                return f"{im.width}x{im.height}", im.mode
+        except (OSError, ValueError, Image.DecompressionBombError):
+            return "?", "?"
 
-def _decode(path: Path, size: int | None) -> np.ndarray:
-    """(H, W, 3) uint8 RGB as the runtime decodes it, resized to size x size (bilinear, as the runtime) if given."""
-    try:
-        img = load_image(path)
-    except ImageError as e:
-        raise UserError(f"cannot decode {path} ({e}): remove or replace the file") from e
-    return np.asarray(resize(img, (size, size)) if size else img)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(header, paths))
 
 
 def _try_decode(path: Path, size: int | None) -> np.ndarray | str:
-    """_decode's array, or why the file cannot be decoded."""
+    """(H, W, 3) uint8 RGB as the runtime decodes it, resized to size x size (bilinear, as the runtime) if given;
+    or why the file cannot be decoded."""
     try:
-        return _decode(path, size)
-    except UserError as e:
-        return str(e.__cause__)
+        img = load_image(path)
+    except ImageError as e:
+        return str(e)
+    return np.asarray(resize(img, (size, size)) if size else img)
+
+
+def _decode(path: Path, size: int | None) -> np.ndarray:
+    """_try_decode's array; UserError naming the file when it cannot be decoded."""
+    decoded = _try_decode(path, size)
+    if isinstance(decoded, str):
+        raise UserError(f"cannot decode {path} ({decoded}): remove or replace the file")
+    return decoded
 
 
 def decode_readable(
@@ -121,25 +128,19 @@ def _stack(paths: list[Path], arrays: list[np.ndarray]) -> torch.Tensor:
 def load_image_folder(root: Path, split: str, size: int | None = None) -> ImageSet:
     """One split of an ImageFolder; images resized to size x size when given."""
     paths, labels, classes = scan_image_folder(root / split)
-    return _load(paths, labels, classes, lambda headers: size)
+    return _load(paths, labels, classes, _headers(paths), size)
 
 
 def _load(
-    paths: list[Path],
-    labels: list[int],
-    classes: tuple[str, ...],
-    target: Callable[[collections.Counter[str]], int | None],
+    paths: list[Path], labels: list[int], classes: tuple[str, ...], headers: list[tuple[str, str]], size: int | None
 ) -> ImageSet:
-    """Decode a split, leaving out (and listing in `skipped`) files that cannot be read; a class left without
-    images is an error."""
-    with ThreadPoolExecutor(max_workers=4) as pool:  # a header that cannot be read fails its decode as well
-        headers = [h if isinstance(h, tuple) else ("?", "?") for h in pool.map(_readable, paths)]
-    sizes = collections.Counter(h[0] for h in headers if h[0] != "?")
-    images, kept, skipped = decode_readable(paths, target(sizes))
-    for index in range(len(classes)):
-        if not any(labels[i] == index for i in kept):
-            folder = next(p.parent for p, y in zip(paths, labels, strict=True) if y == index)
-            raise UserError(f"class folder {folder}: none of its image files can be read (first: {skipped[0][1]})")
+    """Decode a split (`headers`: _headers(paths)), leaving out (and listing in `skipped`) files that cannot be
+    read; a class left without images is an error."""
+    images, kept, skipped = decode_readable(paths, size)
+    empty = set(range(len(classes))) - {labels[i] for i in kept}
+    if empty:
+        folder = paths[labels.index(min(empty))].parent
+        raise UserError(f"class folder {folder}: none of its image files can be read (first: {skipped[0][1]})")
     return ImageSet(
         images,
         torch.tensor([labels[i] for i in kept]),
@@ -182,23 +183,24 @@ def load_splits(cfg: TrainConfig) -> tuple[ImageSet, ImageSet]:
     if their sizes differ from it or from each other, except for architectures that resize on the fly."""
     root = Path(cfg.data or "data")
     if (root / "train").is_dir() or split_dir(root, "test").is_dir():
-        (train_paths, train_labels, classes), test_scan = (
+        (train_paths, train_labels, classes), (test_paths, test_labels, test_classes) = (
             scan_image_folder(root / "train"),
             scan_image_folder(split_dir(root, "test")),
         )
-        if classes != test_scan[2]:
-            extra = sorted(set(classes) ^ set(test_scan[2]))
+        if classes != test_classes:
+            extra = sorted(set(classes) ^ set(test_classes))
             raise UserError(f"train/ and test/ under {root} have different class folders ({', '.join(extra)})")
         if len(classes) < 2:
             raise UserError(f"{root} has one class folder ({classes[0]}): a classifier needs two or more")
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            sizes = {h[0] for h in pool.map(_readable, train_paths + test_scan[0]) if not isinstance(h, str)}
+        headers = _headers(train_paths + test_paths)  # read once: the sizes decide the target, then each split
+        sizes = {size for size, _ in headers} - {"?"}
         spec, side = get_spec(cfg.arch), cfg.image_size
         keep = len(sizes) == 1 and (spec.resize_on_the_fly or sizes == {f"{side}x{side}"})
         target = None if keep else side
+        n = len(train_paths)
         return (
-            _load(train_paths, train_labels, classes, lambda _: target),
-            _load(test_scan[0], test_scan[1], classes, lambda _: target),
+            _load(train_paths, train_labels, classes, headers[:n], target),
+            _load(test_paths, test_labels, classes, headers[n:], target),
         )
     if cfg.download or (root / "cifar-10-batches-py").is_dir():
         return (load_torchvision_cifar10(root, True, cfg.download), load_torchvision_cifar10(root, False, cfg.download))
