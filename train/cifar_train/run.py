@@ -249,7 +249,7 @@ def _train(cfg: TrainConfig, resume: bool, d: Dist, console: Console) -> RunResu
 
     soft = (
         teacher_probabilities(
-            cfg.teachers, cfg.distill_temperature, data.train.images, data.classes, device, out / CACHE, log
+            cfg.teachers, cfg.distill_temperature, data.train.images, data.classes, device, out / CACHE, log, opts.amp
         )
         if cfg.teachers
         else None
