@@ -245,6 +245,35 @@ def _ood_section(report: dict | None) -> list[str]:
     ]
 
 
+def _distill_section(report: dict | None) -> list[str]:
+    """What the teachers score alone and as the ensemble a distilled model learnt from, beside the students, and the
+    cost per image of each (benchmarks/ensemble.py)."""
+    if report is None:
+        return []
+    rows = [
+        [
+            f"`{r['model']}`",
+            r["role"],
+            "six views" if r["tta"] == 2 else "mirror" if r["tta"] == 1 else "one view",
+            _pct(r["val_acc"]),
+            _pct(r["test_acc"]),
+            f"{1000 * r['s_per_image']:.2f}",
+            f"{r['cost']:.1f}×",
+        ]
+        for r in report["rows"]
+    ]
+    return [
+        "## Distillation: teachers and students",
+        "",
+        f"`{report['command']}` on {report['machine']}: the teachers alone and as the ensemble the student learnt "
+        "from (the mean of their probabilities), beside the students. Cost: ms per test image in torch float32, "
+        f"and its ratio to {report['cost_unit']}, all measured in that one run.",
+        "",
+        *_table(["model", "role", "views", "validation", "test", "ms per image", "cost"], rows),
+        "",
+    ]
+
+
 CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -374,6 +403,7 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
             [json.loads(p.read_text()) for p in sorted(run.glob("folder_check*.json")) if ".predictions." not in p.name]
         ),
         *_ood_section(_load(run / "ood.json")),
+        *_distill_section(_load(run / "ensemble.json")),
         "## Known limits",
         "",
         f"- Trained and evaluated on {size}×{size} images of {len(classes)} classes. Any other image is resized to "
@@ -395,7 +425,7 @@ def write_card(run: Path, bench_file: Path | None = None, out: Path | None = Non
         "",
     ]
     out = out or run / "MODEL_CARD.md"
-    inputs = [run / "metrics.json", bench_file or run / "bench.json", run / "ood.json", *run.glob("*.json")]
+    inputs = [run / "metrics.json", bench_file or run / "bench.json", *run.glob("*.json")]
     if out.exists() and any(out.resolve() == p.resolve() for p in inputs if p.exists()):
         raise ExportError(f"--out {out} is one of the card's inputs: writing there would destroy it; give another file")
     atomic_write(out, lambda tmp: tmp.write_text("\n".join(lines)))

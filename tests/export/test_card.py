@@ -71,3 +71,33 @@ def test_the_card_never_writes_over_one_of_its_inputs(tmp_path):
     r = CliRunner().invoke(app, ["card", str(run), "--out", str(run / "metrics.json")])
     assert r.exit_code == 2 and "is one of the card's inputs" in r.output
     assert (run / "metrics.json").read_bytes() == before
+
+
+def test_a_distilled_runs_card_shows_its_teachers_ensemble_and_students_with_their_cost(tmp_path):
+    import shutil
+
+    run = tmp_path / "cnn"
+    shutil.copytree(Path(__file__).parents[2] / "artifacts" / "cnn", run, ignore=shutil.ignore_patterns("*.pt"))
+    assert CliRunner().invoke(app, ["card", str(run)]).exit_code == 0
+    assert "Distillation" not in (run / "MODEL_CARD.md").read_text()  # no report, no section
+
+    def row(model, role, tta, val, test, s):
+        return {"model": model, "role": role, "tta": tta, "val_acc": val, "test_acc": test, "s_per_image": s}
+
+    rows = [
+        row("a/best.pt", "teacher", 2, 0.9256, 0.9242, 0.0012),
+        row("ensemble of the teachers", "ensemble", 2, 0.9371, 0.9333, 0.0030),
+        row("s/best.pt", "student", 0, 0.9124, 0.9101, 0.0001),
+    ]
+    report = {"command": "python -m benchmarks.ensemble --teachers a/best.pt", "machine": "cpu", "rows": rows}
+    report["cost_unit"] = "the cheapest one-view student"
+    for r in rows:
+        r["cost"] = r["s_per_image"] / 0.0001
+    (run / "ensemble.json").write_text(json.dumps(report))
+    assert CliRunner().invoke(app, ["card", str(run)]).exit_code == 0
+    card = (run / "MODEL_CARD.md").read_text()
+    assert "## Distillation: teachers and students" in card and "`python -m benchmarks.ensemble" in card
+    assert "| ensemble of the teachers | ensemble | six views | 93.71% | 93.33% | 3.00 | 30.0× |" in card.replace(
+        "`", ""
+    )
+    assert "| s/best.pt | student | one view | 91.24% | 91.01% | 0.10 | 1.0× |" in card.replace("`", "")

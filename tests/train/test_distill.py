@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from recipes_for_tests import fast_config
@@ -15,6 +17,10 @@ from cifar_train.run import train
 
 def small_config(data, out, recipe="fast", **changes):
     return fast_config(data, out, recipe, **{"epochs": 2, "whiten_bias_epochs": 1, **changes})
+
+
+def computed_again(*_args, **_kwargs):
+    raise AssertionError("a cached teacher was computed again")
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +40,31 @@ def test_a_distilled_run_caches_its_teachers_and_resumes_without_recomputing_the
     (logits,) = cache["logits"].values()
     assert logits.shape == (first.metrics["data"]["train"], 10)  # every train image, none of the held-out ones
 
-    def recompute(*_args, **_kwargs):
-        raise AssertionError("a cached teacher was computed again")
-
-    monkeypatch.setattr(distill_module, "_logits", recompute)
+    monkeypatch.setattr(distill_module, "_logits", computed_again)
     resumed = train(cfg, resume=True)  # nothing left to train, but the targets are read again: from the cache
     assert resumed.metrics["test_acc"] == first.metrics["test_acc"]
     assert load_checkpoint(tmp_path / "best.pt")["config"]["teachers"] == f"{teacher},{teacher}"
+
+
+def test_teachers_predict_at_the_runs_precision_and_exact_targets_serve_every_run(teacher, tmp_path, monkeypatch):
+    images = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8)
+    classes = tuple(load_checkpoint(teacher)["classes"])
+    cpu, cache = torch.device("cpu"), tmp_path / distill_module.CACHE
+
+    def targets(amp):
+        return distill_module.teacher_probabilities(str(teacher), 1.0, images, classes, cpu, cache, print, amp)
+
+    low = targets(amp=True)
+    (key,) = torch.load(cache, weights_only=True)["logits"]
+    assert key.endswith(":torch.bfloat16")  # a bf16 entry is marked, so a float32 run does not take it
+    exact = targets(amp=False)
+    assert len(torch.load(cache, weights_only=True)["logits"]) == 2
+    assert 0 < (low - exact).abs().max() < 0.05  # computed apart: close, not equal
+
+    monkeypatch.setattr(distill_module, "_logits", computed_again)
+    cache.unlink()
+    distill_module._write_cache(cache, distill_module._images_key(images), {key.split(":")[0]: exact.log()})
+    assert torch.allclose(targets(amp=True), exact, atol=1e-6)  # float32 targets serve a bf16 run as they are
 
 
 def test_the_distillation_loss_pulls_the_student_toward_the_teachers_not_only_the_labels():
@@ -67,3 +91,25 @@ def test_distill_flags_are_refused_before_any_data_is_read(tmp_path, changes, me
     cfg = small_config(tmp_path / "no-data", tmp_path / "run", "distill", **changes)
     with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]")):
         train(cfg)
+
+
+def test_the_ensemble_report_scores_teachers_alone_together_and_beside_students(
+    cifar_fixture, teacher, tmp_path, capsys
+):
+    from benchmarks.ensemble import main as ensemble
+
+    out = tmp_path / "ensemble.json"
+    ensemble(
+        ["--teachers", f"{teacher},{teacher}", "--students", str(teacher), "--data", str(cifar_fixture)]
+        + ["--out", str(out)]
+    )
+    rows = json.loads(out.read_text())["rows"]
+    by = {(r["role"], r["tta"]): r for r in rows}
+    assert sorted({r["tta"] for r in rows}) == [0, 1]  # without views and at the teacher's own level
+    for level in (0, 1):
+        alone, together = by["teacher", level], by["ensemble", level]
+        assert together["test_acc"] == pytest.approx(alone["test_acc"])  # two equal members: the member itself
+        assert together["val_acc"] == pytest.approx(alone["val_acc"])
+        assert together["s_per_image"] > alone["s_per_image"]  # but it pays for both
+    assert by["student", 0]["cost"] == 1.0 and by["student", 1]["cost"] > 1.0
+    assert "ensemble of the teachers" in capsys.readouterr().out

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from cifar_train.errors import UserError
 from cifar_train.models import CIFAR_MEAN_STD, create_model, get_spec
 
 if TYPE_CHECKING:
+    from cifar_train.config import TrainConfig
     from cifar_train.dataset import DatasetInfo
 
 
@@ -126,6 +128,15 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     except (KeyError, RuntimeError) as e:
         raise UserError(f"checkpoint weights do not fit architecture {ckpt['arch']!r}: {_mismatch(model, ckpt)}") from e
     return model.eval()
+
+
+def config_from_checkpoint(ckpt: dict[str, Any], data: str) -> TrainConfig:
+    """The checkpoint's TrainConfig (fields it predates take their defaults), reading its data from `data`."""
+    from cifar_train.config import TrainConfig
+
+    known = {f.name for f in fields(TrainConfig)}
+    saved = {k: v for k, v in (ckpt.get("config") or {}).items() if k in known}
+    return replace(TrainConfig(**saved), data=data, download=False)
 
 
 def _mismatch(model: nn.Module, ckpt: dict[str, Any]) -> str:

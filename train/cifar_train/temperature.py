@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,13 @@ import numpy as np
 import torch
 
 from cifar_train.calibration import Calibration, calibrate
-from cifar_train.checkpoint import atomic_write, load_checkpoint, model_from_checkpoint, save_checkpoint
-from cifar_train.config import TrainConfig
+from cifar_train.checkpoint import (
+    atomic_write,
+    config_from_checkpoint,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
 from cifar_train.data import build_datasets
 from cifar_train.distributed import Dist, gather
 from cifar_train.errors import UserError
@@ -93,7 +97,7 @@ def fit_checkpoint(
     if (out / "best.pt").exists() and not overwrite:
         raise UserError(f"{out / 'best.pt'} already exists: pass --overwrite to replace it, or another --out")
     ckpt = load_checkpoint(checkpoint)
-    cfg = _config(ckpt, data)
+    cfg = config_from_checkpoint(ckpt, data)
     if cfg.val_size == 0:
         raise UserError(
             f"{checkpoint} was trained with --val-size 0: there is no validation split to fit a "
@@ -124,13 +128,6 @@ def fit_checkpoint(
     )
     log(summary_line(fitted, cfg.tta))
     return fitted
-
-
-def _config(ckpt: dict[str, Any], data: str) -> TrainConfig:
-    """The checkpoint's TrainConfig (fields it predates take their defaults), reading its data from `data`."""
-    known = {f.name for f in fields(TrainConfig)}
-    saved = {k: v for k, v in (ckpt.get("config") or {}).items() if k in known}
-    return replace(TrainConfig(**saved), data=data, download=False)
 
 
 def _check_accuracy(ckpt: dict[str, Any], test: dict[int, Evaluation], path: Path) -> None:
