@@ -56,7 +56,8 @@ def test_teachers_predict_at_the_runs_precision_and_exact_targets_serve_every_ru
 
     low = targets(amp=True)
     (key,) = torch.load(cache, weights_only=True)["logits"]
-    assert key.endswith(":torch.bfloat16")  # a bf16 entry is marked, so a float32 run does not take it
+    (stored,) = torch.load(cache, weights_only=True)["logits"].values()
+    assert key.endswith(":torch.bfloat16") and stored.dtype == torch.bfloat16  # marked: a float32 run won't take it
     exact = targets(amp=False)
     assert len(torch.load(cache, weights_only=True)["logits"]) == 2
     assert 0 < (low - exact).abs().max() < 0.05  # computed apart: close, not equal

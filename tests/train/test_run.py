@@ -345,6 +345,8 @@ def test_compare_pools_runs_that_differ_only_in_a_named_flag():
     accs = [100 * json.loads((Path(r) / "metrics.json").read_text())["test_acc"] for r in runs]
     assert pooled.output.startswith(f"fast (pooled over cpu-amp): 2 run(s), test {sum(accs) / 2:.2f} ± ")
     assert "| `fast --cpu-amp` |" in pooled.output  # each run's row still says how it was made
+    one = [100 * json.loads((Path(r) / "metrics.json").read_text())["test_acc_by_tta"]["0"] for r in runs]
+    assert f"(one view {sum(one) / 2:.2f} ± " in pooled.output.splitlines()[0]  # what a one-view file would score
 
 
 def test_compare_refuses_an_unfinished_run_in_one_line(tmp_path):

@@ -73,7 +73,7 @@ def teacher_probabilities(
                 lambda done, path=path: log(f"teacher {path}: {done}/{len(images)} images"),
             )
             _write_cache(cache, key, cached)
-        probs.append(F.softmax(cached[digest] / temperature, dim=1))
+        probs.append(F.softmax(cached[digest].float() / temperature, dim=1))
     return torch.stack(probs).mean(0)
 
 
@@ -89,11 +89,11 @@ def _logits(
     for start in range(0, len(images), BATCH):
         x = normalize(images[start : start + BATCH], mean, std).to(device, memory_format=torch.channels_last)
         with autocast(device, amp):
-            out.append(model(x).float().cpu())
+            out.append(model(x).cpu())  # kept in the dtype computed: bfloat16 entries take half the space
         done = start + len(x)
         if done == len(images) or (done // BATCH) % 10 == 0:  # a line every 5,000 images: minutes on a CPU
             progress(done)
-    return torch.cat(out)  # (N, C)
+    return torch.cat(out)  # (N, C), float32, or the autocast dtype
 
 
 def weights_sha256(ckpt: dict) -> str:

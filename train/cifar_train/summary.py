@@ -56,14 +56,18 @@ class Group:
     val_acc: list[float]
     minutes: list[float]  # training epochs (with per-epoch validation) per run
     test_ece: list[tuple[float, float]]  # (before, after) temperature scaling, for the runs that fitted one
+    test_acc_no_tta: list[float | None]  # one view, one per run (None: not recorded)
 
     def line(self) -> str:
         ece = ""
         if self.test_ece:
             before, after = (statistics.mean(e[i] for e in self.test_ece) for i in (0, 1))
             ece = f", test ECE {before:.2%} → {after:.2%} (temperature scaling, {len(self.test_ece)} run(s))"
+        one_view = [a for a in self.test_acc_no_tta if a is not None]
+        views = f" (one view {_mean_std(one_view)})" if len(one_view) == len(self.runs) != 0 else ""
+        views = "" if one_view == self.test_acc else views  # runs without TTA: test is the one view
         return (
-            f"{self.recipe}: {len(self.runs)} run(s), test {_mean_std(self.test_acc)}, "
+            f"{self.recipe}: {len(self.runs)} run(s), test {_mean_std(self.test_acc)}{views}, "
             f"val {_mean_std(self.val_acc)}, {statistics.mean(self.minutes):.1f} min per run{ece}"
         )
 
@@ -109,11 +113,12 @@ def summarize(runs: list[Run], out: Path | None = None, pool: Iterable[str] = ()
     curves: dict[str, list[tuple[float, float]]] = {}
     for r in runs:
         name = r.group_name(pooled)
-        g = groups.setdefault(name, Group(name, [], [], [], [], []))
+        g = groups.setdefault(name, Group(name, [], [], [], [], [], []))
         g.runs.append(str(r.path))
         g.test_acc.append(r.test_acc)
         g.val_acc.append(r.val_acc)
         g.minutes.append(r.minutes)
+        g.test_acc_no_tta.append(r.test_acc_no_tta)
         if r.test_ece is not None:
             g.test_ece.append(r.test_ece)
         curves[f"{r.command}, seed {r.seed} ({r.path.name})"] = r.curve
