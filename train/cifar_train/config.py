@@ -94,7 +94,8 @@ class TrainConfig:
     cpu_amp: bool = opt(
         False,
         "bfloat16 mixed precision on CPU: about 2x faster training where the CPU computes "
-        "bf16 natively (AVX512-BF16, AMX), slower where it does not; off: fp32.",
+        "bf16 natively (AVX512-BF16, AMX), slower where it does not; distillation teachers predict in it too; "
+        "off: fp32.",
     )
     channels_last: bool = opt(False, "channels_last memory format (faster convs on recent CPUs and GPUs).")
     tensorboard: bool = opt(False, "Also write TensorBoard event files to --out/tensorboard (needs tensorboard).")
