@@ -75,8 +75,10 @@ def quantize_model(src: Path, cfg: QuantizeConfig) -> ExportResult:
 def quantize_int8(src: Path, dst: Path, calibration: np.ndarray, static_batch: int, workdir: Path) -> None:
     """Static QDQ int8 with per-channel weights; activation ranges from `calibration`, a batch the file takes."""
     prepared = workdir / "prepared.onnx"
-    # Shape inference + graph optimisation first, as onnxruntime's quantisation guide asks.
-    quant_pre_process(str(src), str(prepared))
+    # Shape inference + graph optimisation first, as onnxruntime's quantisation guide asks. ONNX's own shape
+    # inference, not onnxruntime's symbolic one: that one (for transformers' symbolic dims) fails on ops it does not
+    # know, such as airbench94's global max (ReduceMax with its axes as an input, opset 18 and later).
+    quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
     # A --raw file's probabilities stay float: quantised, they would come in steps of 1/255 and not sum to 1.
     softmax = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type == "Softmax"]
     quantize_static(

@@ -40,10 +40,11 @@ def _one_thread() -> Iterator[None]:
         yield
 
 
-def make_checkpoint(arch: str, path: Path, seed: int = 0) -> Path:
-    """Save a cifar-train style checkpoint of a seeded model fitted briefly on fixture images."""
+def make_checkpoint(arch: str, path: Path, seed: int = 0, recipe: str | None = None) -> Path:
+    """Save a cifar-train style checkpoint of a seeded model fitted briefly on fixture images (`recipe`: whose
+    config it records; the recipe named after the architecture when None)."""
     torch.manual_seed(seed)
-    cfg = RECIPES[arch].config
+    cfg = RECIPES[recipe or arch].config
     model = create_model(arch, num_classes=10)
     train = load_image_folder(SAMPLES, "train")
     mean, std = get_spec(arch).normalisation or CIFAR_MEAN_STD  # as build_checkpoint records them
@@ -88,6 +89,13 @@ def fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) ->
 def cnn_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with one_thread():
         return make_checkpoint("cnn", tmp_path_factory.mktemp("cnn") / "best.pt")
+
+
+@pytest.fixture(scope="session")
+def airbench94_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """airbench94's net as the `fast` recipe records it: it ends in a global max (ReduceMax) before its head."""
+    with one_thread():
+        return make_checkpoint("airbench94", tmp_path_factory.mktemp("airbench94") / "best.pt", recipe="fast")
 
 
 @pytest.fixture(scope="session")
