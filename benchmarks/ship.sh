@@ -5,6 +5,7 @@
 #
 #   bash benchmarks/ship.sh artifacts/fast-wide-long [DATA]     # from the repository root; ~1 h on 2 cores for airbench95
 #   BUNDLE=1 bash benchmarks/ship.sh artifacts/fast-wide-long          # ... and copy the pair into the runtime
+#   BUNDLE=small bash benchmarks/ship.sh artifacts/distill-small       # ... or its int8 file as `--model small`
 #
 # DATA: the real CIFAR-10 ImageFolder root (default ../shared/cifar10-jpeg). Steps, in order: ONNX without and with
 # the TTA views and the raw-pixel variant, each parity-checked on all test images; their int8 siblings; every file
@@ -34,11 +35,14 @@ for file in "${files[@]}"; do
 done
 python "$(dirname "$0")/ood.py" --model "$run/$arch.int8.onnx" --out "$run/ood.json"
 cifar-export card "$run"
+models=runtime/cifar_runtime/models
 if [ "${BUNDLE:-0}" = 1 ]; then
-  models=runtime/cifar_runtime/models
   bundled=$(python -c "from cifar_runtime.locate import BUNDLED_NAME; print(BUNDLED_NAME.removesuffix('.onnx'))")
-  rm -f "$models"/*.onnx
   cp "$run/$arch.onnx" "$models/$bundled.onnx"
   cp "$run/$arch.int8.onnx" "$models/$bundled.int8.onnx"
   echo "bundled: $models/$bundled.onnx and its int8 sibling"
+elif [ "${BUNDLE:-0}" = small ]; then
+  small=$(python -c "from cifar_runtime.locate import SMALL_NAME; print(SMALL_NAME)")
+  cp "$run/$arch.int8.onnx" "$models/$small"
+  echo "bundled as --model small: $models/$small"
 fi

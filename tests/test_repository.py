@@ -14,6 +14,7 @@ MAX_BYTES = 1_000_000
 ALLOWED = {
     "runtime/cifar_runtime/models/cifar10-airbench95.onnx": "the bundled model",
     "runtime/cifar_runtime/models/cifar10-airbench95.int8.onnx": "its int8 sibling",
+    "runtime/cifar_runtime/models/cifar10-airbench94.int8.onnx": "the small bundled model (--model small), int8 only",
     "artifacts/fast-wide-long/best.pt": "the bundled model's checkpoint (exports, temperature, distillation)",
     "artifacts/cnn/best.pt": "the seed CNN's reproduction",
 }

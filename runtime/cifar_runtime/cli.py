@@ -28,7 +28,7 @@ from cifar_runtime.exitcodes import (
 )
 from cifar_runtime.infer import DEFAULT_WORKERS, InferConfig, infer_files
 from cifar_runtime.inputs import STDIN
-from cifar_runtime.locate import ENV_VAR
+from cifar_runtime.locate import ENV_VAR, MODEL_HELP
 from cifar_runtime.output import FORMATS, RESUMABLE
 from cifar_runtime.precision import AUTO_MAX_DROP, PRECISIONS
 from cifar_runtime.session import DEVICES, quiet_ort_logs
@@ -79,7 +79,7 @@ def main(
     ] = None,
     model: Annotated[
         Path | None,
-        typer.Option("--model", "-m", help=f"ONNX model file [default: ${ENV_VAR}, else the bundled model]"),
+        typer.Option("--model", "-m", help=MODEL_HELP),
     ] = None,
     device: Annotated[
         str, typer.Option(help=f"{' | '.join(DEVICES)}: auto takes CUDA if it really loads, else CPU.")

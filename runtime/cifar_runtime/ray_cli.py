@@ -18,7 +18,7 @@ from cifar_runtime.cliflags import exit_codes_epilog, version_flag
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS
 from cifar_runtime.errors import CifarRuntimeError, InstallError
 from cifar_runtime.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, error_exit_code, say_error
-from cifar_runtime.locate import ENV_VAR
+from cifar_runtime.locate import MODEL_HELP
 from cifar_runtime.output import RAY_FORMATS
 from cifar_runtime.precision import PRECISIONS
 from cifar_runtime.text import terminal_safe
@@ -35,9 +35,7 @@ Format = StrEnum("Format", {name: name for name in RAY_FORMATS})
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False, no_args_is_help=True)
 
-Model = Annotated[
-    Path | None, typer.Option("--model", "-m", help=f"ONNX model file [default: ${ENV_VAR}, else the bundled model]")
-]
+Model = Annotated[Path | None, typer.Option("--model", "-m", help=MODEL_HELP)]
 BatchSize = Annotated[int, typer.Option(min=1, help="Images per map_batches call (one ONNX Runtime call).")]
 Actors = Annotated[
     int | None,

@@ -13,7 +13,7 @@ from cifar_runtime.cliflags import exit_codes_epilog
 from cifar_runtime.decode import DEFAULT_MAX_PIXELS
 from cifar_runtime.errors import CifarRuntimeError
 from cifar_runtime.exitcodes import EXIT_USAGE, error_exit_code, say_error
-from cifar_runtime.locate import ENV_VAR
+from cifar_runtime.locate import MODEL_HELP
 
 PROG = "cifar-infer serve"
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
@@ -21,9 +21,7 @@ app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions
 
 @app.command(epilog=exit_codes_epilog("cifar-infer"))
 def serve(
-    model: Annotated[
-        Path | None, typer.Option("--model", "-m", help=f"ONNX model file [default: ${ENV_VAR}, else the bundled one]")
-    ] = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help=MODEL_HELP)] = None,
     precision: Annotated[Precision, typer.Option(help="As cifar-infer's; the service runs on CPU.")] = Precision[
         "auto"
     ],

@@ -21,6 +21,8 @@ WEIGHTS = MODELS / "tiny_cnn_weights.npz"
 # The run whose model the package bundles (as cifar_runtime/models/<BUNDLED_NAME>, its int8 sibling beside it): its
 # checkpoint, record and measurements are committed there; the ONNX files are rebuilt from it (benchmarks/ship.sh).
 SHIPPED_RUN = Path(__file__).resolve().parents[2] / "artifacts" / "fast-wide-long"
+# The run bundled as `--model small` (int8 only); its checkpoint is not committed, its record and reports are.
+SMALL_RUN = Path(__file__).resolve().parents[2] / "artifacts" / "distill-small"
 
 
 def png_header_only(width: int, height: int) -> bytes:

@@ -155,6 +155,21 @@ def test_default_model_comes_from_env_then_package(monkeypatch: pytest.MonkeyPat
     assert Classifier().model_path == package_dir / "models" / locate.BUNDLED_NAME
 
 
+def test_a_bundled_models_name_picks_it_unless_a_file_has_that_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    package_dir = tmp_path / "cifar_runtime"
+    (package_dir / "models").mkdir(parents=True)
+    (package_dir / "models" / locate.SMALL_NAME).write_bytes(TINY.read_bytes())
+    monkeypatch.setattr(locate.resources, "files", lambda _: package_dir)
+    monkeypatch.chdir(tmp_path)
+    assert Classifier("small").model_path == package_dir / "models" / locate.SMALL_NAME
+    with pytest.raises(ModelError, match="no 'default' model"):  # named, but not in this build
+        Classifier("default")
+    Path("small").write_bytes(TINY.read_bytes())  # a file the user made wins over the name
+    assert Classifier("small", precision=None).model_path == Path("small")
+
+
 def test_a_large_batch_runs_in_chunks_with_the_same_logits(classifier: Classifier, test_images: list[Path]) -> None:
     from cifar_runtime.api import RUN_CHUNK
 
