@@ -25,6 +25,7 @@ import torch
 from cifar_train.checkpoint import atomic_write, config_from_checkpoint, load_checkpoint, model_from_checkpoint
 from cifar_train.data import build_datasets
 from cifar_train.distributed import Dist
+from cifar_train.finish import cpu_model
 from cifar_train.loop import StepOptions, evaluate
 from cifar_train.tta import TestTimeAugmentation
 
@@ -90,14 +91,14 @@ def main(argv: list[str] | None = None) -> None:
                 "s_per_image": sum(scored[p][level]["s_per_image"] for p in teachers),
             }
         )
-    base = min((r["s_per_image"] for r in rows if r["role"] == "student" and r["tta"] == 0), default=None)
-    base = base or min(r["s_per_image"] for r in rows if r["tta"] == 0)
+    unit = "student" if students else "teacher"
+    base = min(r["s_per_image"] for r in rows if r["role"] == unit and r["tta"] == 0)
     for r in rows:
         r["cost"] = r["s_per_image"] / base
     report = {
         "command": " ".join(["python -m benchmarks.ensemble", *(argv if argv is not None else sys.argv[1:])]),
-        "machine": _cpu(),
-        "cost_unit": "the cheapest one-view student" if students else "the cheapest one-view teacher",
+        "machine": cpu_model(),
+        "cost_unit": f"the cheapest one-view {unit}",
         "rows": rows,
     }
     atomic_write(args.out, lambda tmp: tmp.write_text(json.dumps(report, indent=2) + "\n"))
@@ -107,13 +108,6 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['model']:<48} {r['role']:<8} {r['tta']:>3} {r['val_acc']:>7.2%} {r['test_acc']:>7.2%} "
             f"{r['s_per_image'] * 1000:>7.3f} {r['cost']:>5.1f}x"
         )
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 if __name__ == "__main__":

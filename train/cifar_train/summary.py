@@ -64,8 +64,9 @@ class Group:
             before, after = (statistics.mean(e[i] for e in self.test_ece) for i in (0, 1))
             ece = f", test ECE {before:.2%} → {after:.2%} (temperature scaling, {len(self.test_ece)} run(s))"
         one_view = [a for a in self.test_acc_no_tta if a is not None]
-        views = f" (one view {_mean_std(one_view)})" if len(one_view) == len(self.runs) != 0 else ""
-        views = "" if one_view == self.test_acc else views  # runs without TTA: test is the one view
+        # shown when every run recorded it, unless the runs have no TTA (then test is the one view)
+        shown = len(one_view) == len(self.runs) and one_view != self.test_acc
+        views = f" (one view {_mean_std(one_view)})" if shown else ""
         return (
             f"{self.recipe}: {len(self.runs)} run(s), test {_mean_std(self.test_acc)}{views}, "
             f"val {_mean_std(self.val_acc)}, {statistics.mean(self.minutes):.1f} min per run{ece}"
