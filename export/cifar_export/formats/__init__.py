@@ -34,7 +34,7 @@ class Format:
     export: Callable[[Any, ModelInfo, ExportOptions, Path], None]  # (eval-mode module, metadata, options, path)
     load: Callable[[Path], Engine]  # read a written file back (its metadata in Engine.info)
     restamp: Callable[[Path, dict[str, str], Path], None]  # (written file, new metadata props, destination)
-    engine: str  # the name of its row in `cifar-export bench`, e.g. "ort-fp32"
+    engine: str  # the name of its row in `python -m benchmarks.engines`, e.g. "ort-fp32"
     raw_ok: bool = False  # can write the self-contained variant that takes raw pixels (ExportOptions.raw)
     static_batch_ok: bool = False  # can fix the batch axis (ExportOptions.static_batch); parity runs at that size
 
