@@ -37,10 +37,11 @@ from cifar_runtime.pipeline import Result
 
 try:
     import uvicorn
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
 
-    from cifar_runtime.serve_batch import Batcher, Metrics, Overloaded
+    from cifar_runtime.serve_batch import Batcher, Overloaded
     from cifar_runtime.serve_http import build_app, error, request_images
 except ImportError as e:
     raise InstallError(f"cifar-infer serve needs its extra ({e}): pip install 'cifar-runtime[serve]'") from e
@@ -68,6 +69,33 @@ class ServeConfig:
     min_confidence: float | str = 0.0
     token: str = field(default="", repr=False)  # "" = no authentication; else `Authorization: Bearer TOKEN`
     cors_origin: str = ""  # "" = no CORS headers
+
+
+class Metrics:
+    """Prometheus metrics of one service, in a registry of its own."""
+
+    def __init__(self, max_batch: int) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "cifar_requests", "HTTP requests by path and status.", ["path", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "cifar_request_seconds",
+            "Classify requests, arrival to answer.",
+            registry=self.registry,
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10),
+        )
+        buckets = sorted({1, 2, 4, 8, 16, 32, 64, 128, max_batch})
+        self.batch = Histogram(
+            "cifar_batch_images",
+            "Images per ONNX Runtime call.",
+            registry=self.registry,
+            buckets=[b for b in buckets if b <= max_batch],
+        )
+        self.queue = Gauge("cifar_queue_images", "Images accepted and not yet answered.", registry=self.registry)
+        self.images = Counter(
+            "cifar_images", "Images classified, and images that could not be read.", ["outcome"], registry=self.registry
+        )
 
 
 class Service:

@@ -1,16 +1,18 @@
-"""The service's micro-batcher: images of concurrent requests run together on one ONNX Runtime session, and the
-Prometheus metrics that watch it (queue depth, batch sizes) with the service's others."""
+"""The service's micro-batcher: images of concurrent requests run together on one ONNX Runtime session."""
 
 from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from cifar_runtime.api import Classifier, Prediction
+
+if TYPE_CHECKING:
+    from cifar_runtime.serve import Metrics
 
 
 class Overloaded(Exception):
@@ -99,30 +101,3 @@ class Batcher:
             for item, p in zip(batch, predictions, strict=True):
                 if not item.future.done():
                     item.future.set_result(replace(p, top_k=p.top_k[: item.top_k]))
-
-
-class Metrics:
-    """Prometheus metrics of one service, in a registry of its own."""
-
-    def __init__(self, max_batch: int) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "cifar_requests", "HTTP requests by path and status.", ["path", "status"], registry=self.registry
-        )
-        self.latency = Histogram(
-            "cifar_request_seconds",
-            "Classify requests, arrival to answer.",
-            registry=self.registry,
-            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10),
-        )
-        buckets = sorted({1, 2, 4, 8, 16, 32, 64, 128, max_batch})
-        self.batch = Histogram(
-            "cifar_batch_images",
-            "Images per ONNX Runtime call.",
-            registry=self.registry,
-            buckets=[b for b in buckets if b <= max_batch],
-        )
-        self.queue = Gauge("cifar_queue_images", "Images accepted and not yet answered.", registry=self.registry)
-        self.images = Counter(
-            "cifar_images", "Images classified, and images that could not be read.", ["outcome"], registry=self.registry
-        )
