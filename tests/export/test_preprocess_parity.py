@@ -6,7 +6,8 @@ import torch
 from cifar_runtime.metadata import ModelInfo
 from cifar_runtime.preprocess import load_image, model_input, pixels
 from cifar_train import get_spec
-from cifar_train.data import eval_transform, load_image_folder, scan_image_folder
+from cifar_train.data import eval_transform
+from cifar_train.images import load_image_folder, scan_image_folder
 
 # ResNet18 upsamples 32 -> 224. torchvision's uint8 antialiased bilinear resize reproduces Pillow's, so the same
 # 1e-5 holds (measured: 7e-7 max). Were they to differ by a uint8 rounding step, that would show as ~0.0175 here.

@@ -18,7 +18,7 @@ from cifar_export.wrappers import RawInput
 from cifar_runtime import Classifier
 from cifar_runtime.errors import UsageError
 from cifar_runtime.preprocess import read_pixels
-from cifar_train.data import scan_image_folder
+from cifar_train.images import scan_image_folder
 
 
 def test_the_raw_file_declares_its_contract_and_takes_pixels(cnn_raw: Path) -> None:

@@ -16,7 +16,8 @@ from cifar_export.images import SAMPLES
 from cifar_runtime import Classifier
 from cifar_runtime.preprocess import model_input, read_pixels
 from cifar_train.checkpoint import load_checkpoint, model_from_checkpoint
-from cifar_train.data import decode_images, eval_transform, scan_image_folder
+from cifar_train.data import eval_transform
+from cifar_train.images import decode_images, scan_image_folder
 
 
 @pytest.mark.parametrize(

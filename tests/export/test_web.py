@@ -28,7 +28,7 @@ from cifar_export.images import SAMPLES
 from cifar_export.web import DIST_CANDIDATES
 from cifar_runtime import Classifier
 from cifar_runtime.decode import DecodeConfig
-from cifar_train.data import scan_image_folder
+from cifar_train.images import scan_image_folder
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = REPO / "web" / "test" / "classify.mjs"

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from cifar_train.config import RECIPES
-from cifar_train.data import build_datasets, load_image_folder, stratified_split
+from cifar_train.data import build_datasets, stratified_split
 from cifar_train.errors import UserError
+from cifar_train.images import load_image_folder
 
 
 def test_fixture_decodes_to_uint8_tensors_in_cifar_class_order(cifar_fixture):

@@ -96,7 +96,8 @@ def test_cifar_10_keeps_every_number_it_had(cifar_fixture: Path) -> None:
     import torch
 
     from cifar_train import RECIPES, create_model
-    from cifar_train.data import _decode, build_datasets, fit_to_data
+    from cifar_train.data import build_datasets, fit_to_data
+    from cifar_train.images import _decode
     from cifar_train.models import CIFAR_HALF, CIFAR_MEAN_STD
 
     x = torch.randn(4, 3, 32, 32)

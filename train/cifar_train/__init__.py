@@ -35,13 +35,13 @@ _PUBLIC = {
     "Timing": "record",
     "TestTimeAugmentation": "tta",
     "TTA_LEVELS": "tta",
-    # data
-    "decode_images": "data",
-    "decode_readable": "data",
+    # reading images, and the eval transform
+    "decode_images": "images",
+    "decode_readable": "images",
+    "scan_image_folder": "images",
+    "split_dir": "images",
+    "load_image_folder": "images",
     "eval_transform": "data",
-    "scan_image_folder": "data",
-    "split_dir": "data",
-    "load_image_folder": "data",
     # confidence (numpy only)
     "accepted": "calibration",
     "expected_calibration_error": "calibration",

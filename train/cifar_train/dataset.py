@@ -17,7 +17,7 @@ from cifar_train.models import CIFAR_MEAN_STD, ModelSpec
 
 if TYPE_CHECKING:
     from cifar_train.config import TrainConfig
-    from cifar_train.data import ImageSet
+    from cifar_train.images import ImageSet
 
 CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
