@@ -33,7 +33,7 @@ class Batcher:
         self, classifier: Classifier, metrics: Metrics, max_batch: int, max_delay_ms: float, queue: int
     ) -> None:
         self.classifier, self.metrics = classifier, metrics
-        self.max_batch, self.max_delay_ms, self.size = max_batch, max_delay_ms, queue
+        self.max_batch, self.max_delay_ms, self.capacity = max_batch, max_delay_ms, queue
         self.queue: asyncio.Queue[_Item] = asyncio.Queue()
         self.waiting = 0  # images accepted and not yet answered
         self.coming = 0  # images of accepted requests still being decoded: the only company worth waiting for
@@ -41,13 +41,13 @@ class Batcher:
 
     def reserve(self, images: int) -> bool:
         """Room in the queue for `images` about to be decoded (counted from now on), or False when it is full."""
-        if self.waiting + self.coming + images > self.size:
+        if self.waiting + self.coming + images > self.capacity:
             return False
         self.coming += images
         return True
 
     async def classify(self, inputs: list[np.ndarray], top_k: int) -> list[Prediction]:
-        if self.waiting + len(inputs) > self.size:
+        if self.waiting + len(inputs) > self.capacity:
             raise Overloaded
         loop = asyncio.get_running_loop()
         items = [_Item(x, top_k, loop.create_future()) for x in inputs]
